@@ -1,0 +1,3 @@
+from robustfusion.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""One signature for every mask-aware fusion layer, and the fusion registry.
+
+``fusion(features, present) -> [B, out_dim]`` where ``features`` is ``{name: [B, H]}`` (one
+vector per modality, insertion order = modality order) and ``present`` is the ``[B, M]`` bool
+presence mask in that order. A fusion layer must give the same output for a sample whatever is
+stored in the features of its absent modalities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from torch import Tensor, nn
+
+from robustfusion.registry import Registry
+
+__all__ = ["FusionLayer", "FUSIONS", "register_fusion", "create_fusion", "list_fusions", "check_fusion_inputs"]
+
+FUSIONS: Registry[nn.Module] = Registry("fusion layer")
+register_fusion = FUSIONS.register
+
+
+def create_fusion(name: str, **kwargs) -> nn.Module:
+    return FUSIONS.create(name, **kwargs)
+
+
+def list_fusions() -> list[str]:
+    return FUSIONS.names()
+
+
+def check_fusion_inputs(features: Mapping[str, Tensor], present: Tensor) -> None:
+    if present.dim() != 2 or present.shape[1] != len(features):
+        raise ValueError(
+            f"fusion: expected present of shape [B, {len(features)}] for modalities {list(features)}, "
+            f"found {tuple(present.shape)}"
+        )
+
+
+class FusionLayer(nn.Module):
+    """Base class of mask-aware fusion layers (``out_dim`` is the fused size)."""
+
+    out_dim: int
+
+    def forward(self, features: Mapping[str, Tensor], present: Tensor) -> Tensor:
+        raise NotImplementedError

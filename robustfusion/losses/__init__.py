@@ -1,0 +1,12 @@
+"""Losses: each a pure function plus a thin ``nn.Module`` returning a dataclass of sub-terms."""
+
+from robustfusion.losses.gmc_contrastive import (
+    GMCContrastiveLoss,
+    GMCLossOutput,
+    gmc_contrastive_loss,
+    gmc_contrastive_terms,
+)
+from robustfusion.losses.supervised import TASKS, check_targets, supervised_loss
+
+__all__ = ["GMCContrastiveLoss", "GMCLossOutput", "gmc_contrastive_loss", "gmc_contrastive_terms",
+           "TASKS", "check_targets", "supervised_loss"]

@@ -1,0 +1,83 @@
+"""`MultimodalModel`: what every registered model shares (modality names, task, the
+all-missing rule, batch checks)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from robustfusion.batch import MultimodalBatch
+from robustfusion.losses.supervised import TASKS
+
+__all__ = ["MultimodalModel"]
+
+
+class MultimodalModel(nn.Module):
+    """Base class of robustfusion models.
+
+    Args:
+        modality_dims: ``{name: D}`` feature size per modality; any number (>= 1) of names.
+        task: ``"regression"``, ``"classification"`` or ``"multilabel"``.
+        num_outputs: ``K``, the prediction size.
+
+    All-missing rule: a sample with no modality present is predicted as the buffer
+    ``fallback`` (``[K]``; zeros by default). The runner sets it to the training-set target mean
+    (regression) or the training-set log class frequencies (classification) with
+    :meth:`set_fallback`. Never NaN, never a crash.
+
+    Class attribute ``supports_latent_reuse``: ``True`` when the latent of each modality does
+    not depend on which other modalities are present, so an evaluator may encode once and
+    predict every modality subset from the cached latents (``encode`` /
+    ``predict_from_latents``).
+    """
+
+    supports_latent_reuse: bool = False
+
+    def __init__(self, modality_dims: Mapping[str, int], task: str = "regression", num_outputs: int = 1) -> None:
+        super().__init__()
+        if not modality_dims:
+            raise ValueError("modality_dims: expected at least one modality, found none")
+        if task not in TASKS:
+            raise ValueError(f"task: expected one of {TASKS}, found {task!r}")
+        if task == "classification" and num_outputs < 2:
+            raise ValueError(f"num_outputs: classification needs >= 2 classes, found {num_outputs}")
+        self.modality_dims = {str(k): int(v) for k, v in modality_dims.items()}
+        self.modalities = tuple(self.modality_dims)
+        self.task, self.num_outputs = task, int(num_outputs)
+        self.register_buffer("fallback", torch.zeros(self.num_outputs))
+
+    def set_fallback(self, value: Tensor | float) -> None:
+        """Set the prediction for samples with no modality present."""
+        v = torch.as_tensor(value, dtype=self.fallback.dtype).reshape(-1)
+        self.fallback.copy_(v.expand(self.num_outputs))
+
+    def check_batch(self, batch: MultimodalBatch) -> Tensor:
+        """Validate that ``batch`` has this model's modalities with the right feature sizes;
+        returns the ``[B, M]`` presence mask in the model's modality order."""
+        missing = [m for m in self.modalities if m not in batch.inputs]
+        if missing:
+            raise ValueError(f"batch lacks modalities {missing}; the model expects {list(self.modalities)} "
+                             f"and the batch has {list(batch.modalities)} (mark absent ones in `present`)")
+        for m, d in self.modality_dims.items():
+            found = batch.inputs[m].shape[-1]
+            if found != d:
+                raise ValueError(f"modality {m!r}: expected feature size {d}, found {found} "
+                                 f"(shape {tuple(batch.inputs[m].shape)})")
+        return torch.stack([batch.present_mask(m) for m in self.modalities], dim=1)
+
+    def apply_fallback(self, prediction: Tensor, present: Tensor) -> Tensor:
+        """Replace the prediction of samples with no modality present by ``fallback``."""
+        none = ~present.any(dim=1, keepdim=True)
+        return torch.where(none, self.fallback.to(prediction.dtype).expand_as(prediction), prediction)
+
+    @torch.no_grad()
+    def predict(self, batch: MultimodalBatch) -> Tensor:
+        """``[B, K]`` predictions in eval mode, without gradients (training mode restored)."""
+        was = self.training
+        self.eval()
+        try:
+            return self(batch.replace(targets=None)).prediction
+        finally:
+            self.train(was)

@@ -1,0 +1,117 @@
+"""GMC: Geometric Multimodal Contrastive representation learning (Poklukar et al., ICML 2022,
+arXiv 2202.03390), supervised variant as in GMC's affect (CMU-MOSI/MOSEI) experiments."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from robustfusion.batch import MultimodalBatch
+from robustfusion.encoders.base import create_encoder
+from robustfusion.encoders.joint import create_joint_encoder
+from robustfusion.fusion.mean import mean_of_present
+from robustfusion.heads import PredictionHead, SharedProjectionHead
+from robustfusion.losses.gmc_contrastive import GMCContrastiveLoss
+from robustfusion.losses.supervised import supervised_loss
+from robustfusion.models.base import MultimodalModel
+from robustfusion.models.output import ModelOutput
+from robustfusion.models.registry import register_model
+
+__all__ = ["GMC"]
+
+
+@register_model("gmc")
+class GMC(MultimodalModel):
+    """Base encoders ``f_m``, a joint encoder ``f_joint``, one shared projection head ``g``,
+    the GMC contrastive loss and a prediction head.
+
+    ``z_m = g(f_m(x_m))``, ``z_joint = g(f_joint(x_1..x_M))``. GMC: "a model trained once
+    serves every subset": with every modality present the prediction is ``head(z_joint)``;
+    with some missing it is ``head(mean of the present z_m)``; with none it is ``fallback``
+    (see :class:`MultimodalModel`). The rule is applied per sample, so a batch may mix subsets.
+    The loss is ``contrastive_weight * L_GMC + supervised_weight * L_sup`` where ``L_GMC`` is
+    :func:`robustfusion.losses.gmc_contrastive_loss` (absent modalities excluded per term) and
+    ``L_sup`` is computed on the per-sample prediction.
+
+    Args:
+        modality_dims: ``{name: D}``.
+        task, num_outputs: see :class:`MultimodalModel`.
+        encoder: registered encoder name for every ``f_m`` (``"gru"``, ``"transformer"``,
+            ``"mlp"``), or pass built modules in ``encoders``.
+        hidden_dim: size of the intermediate vectors ``h``.
+        latent_dim: size of ``z``.
+        encoder_kwargs: extra arguments for every base encoder.
+        joint_encoder / joint_kwargs: registered joint encoder (default ``"concat"``).
+        projection_hidden: hidden width of the shared head (0 = one Linear).
+        temperature: contrastive ``tau`` (0.3 in GMC's affect experiments).
+        contrastive_weight, supervised_weight: loss weights.
+        regression_loss: ``"l1"`` (GMC) or ``"mse"``.
+        head_dropout: dropout in the prediction head.
+        encoders: optional ``{name: module}`` replacing the registry-built base encoders.
+    """
+
+    supports_latent_reuse = True
+
+    def __init__(self, modality_dims: Mapping[str, int], task: str = "regression", num_outputs: int = 1,
+                 encoder: str = "gru", hidden_dim: int = 64, latent_dim: int = 64,
+                 encoder_kwargs: Mapping[str, object] | None = None, joint_encoder: str = "concat",
+                 joint_kwargs: Mapping[str, object] | None = None, projection_hidden: int = 0,
+                 temperature: float = 0.3, contrastive_weight: float = 1.0, supervised_weight: float = 1.0,
+                 regression_loss: str = "l1", head_dropout: float = 0.0,
+                 encoders: Mapping[str, nn.Module] | None = None) -> None:
+        super().__init__(modality_dims, task, num_outputs)
+        ekw = dict(encoder_kwargs or {})
+        self.encoders = nn.ModuleDict(
+            dict(encoders) if encoders is not None else
+            {m: create_encoder(encoder, in_dim=d, out_dim=hidden_dim, **ekw) for m, d in self.modality_dims.items()}
+        )
+        if set(self.encoders) != set(self.modalities):
+            raise ValueError(f"encoders: expected one per modality {list(self.modalities)}, found {list(self.encoders)}")
+        jkw = {"encoder": encoder, **dict(joint_kwargs or {})}
+        self.joint_encoder = create_joint_encoder(joint_encoder, modality_dims=self.modality_dims,
+                                                  out_dim=hidden_dim, **jkw)
+        self.projection = SharedProjectionHead(hidden_dim, latent_dim, projection_hidden)
+        self.head = PredictionHead(latent_dim, num_outputs, head_dropout)
+        self.contrastive = GMCContrastiveLoss(temperature)
+        self.contrastive_weight, self.supervised_weight = contrastive_weight, supervised_weight
+        self.regression_loss = regression_loss
+
+    # ------------------------------------------------------------------ encoding
+    def encode(self, batch: MultimodalBatch, contexts: Mapping[str, Tensor] | None = None) -> tuple[dict[str, Tensor], Tensor]:
+        """``({name: z_m}, z_joint)`` for every sample and modality, present or not.
+
+        ``z_m`` depends only on ``x_m`` (and its frame mask), never on which other modalities
+        are present, which is what lets an evaluator reuse it for every subset.
+        """
+        self.check_batch(batch)
+        contexts = contexts or {}
+        z = {m: self.projection(enc(batch.inputs[m], batch.frame_mask(m), contexts.get(m)))
+             for m, enc in self.encoders.items()}
+        z_joint = self.projection(self.joint_encoder(batch))
+        return z, z_joint
+
+    def predict_from_latents(self, z: Mapping[str, Tensor], z_joint: Tensor, present: Tensor) -> Tensor:
+        """GMC's prediction rule from cached latents; ``present`` is ``[B, M]`` in model order."""
+        all_present = present.all(dim=1, keepdim=True)
+        latent = torch.where(all_present, z_joint, mean_of_present({m: z[m] for m in self.modalities}, present))
+        return self.apply_fallback(self.head(latent), present)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, batch: MultimodalBatch) -> ModelOutput:
+        present = self.check_batch(batch)
+        z, z_joint = self.encode(batch)
+        prediction = self.predict_from_latents(z, z_joint, present)
+        out = ModelOutput(prediction=prediction, z=z, z_joint=z_joint)
+        if batch.targets is not None:
+            self.add_losses(out, batch, present)
+        return out
+
+    def add_losses(self, out: ModelOutput, batch: MultimodalBatch, present: Tensor) -> None:
+        """Fill ``out.loss`` / ``out.losses`` from ``out.prediction``, ``out.z``, ``out.z_joint``."""
+        con = self.contrastive(out.z_joint, out.z, present)
+        sup = supervised_loss(out.prediction, batch.targets, self.task, self.regression_loss)
+        out.losses = {"supervised": sup, "contrastive": con.total,
+                      **{f"contrastive/{m}": t for m, t in con.terms.items()}}
+        out.loss = self.supervised_weight * sup + self.contrastive_weight * con.total

@@ -1,0 +1,55 @@
+"""Tiny name -> builder registries (timm-style ``@register_model`` / ``create_model``).
+
+Configs name components by registry name, never by import path (DESIGN.md, conventions).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+__all__ = ["Registry"]
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """A named collection of builders.
+
+    >>> encoders = Registry("encoder")
+    >>> @encoders.register("mlp")
+    ... class MLP: ...
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._builders: dict[str, Callable[..., T]] = {}
+
+    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        def deco(builder: Callable[..., T]) -> Callable[..., T]:
+            if name in self._builders and self._builders[name] is not builder:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._builders[name] = builder
+            return builder
+
+        return deco
+
+    def get(self, name: str) -> Callable[..., T]:
+        try:
+            return self._builders[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, self._builders, n=3)
+            hint = f"; did you mean {close}?" if close else ""
+            raise KeyError(
+                f"unknown {self.kind} {name!r}; registered: {sorted(self._builders)}{hint}"
+            ) from None
+
+    def create(self, name: str, **kwargs: Any) -> T:
+        return self.get(name)(**kwargs)
+
+    def names(self) -> list[str]:
+        return sorted(self._builders)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._builders
