@@ -75,13 +75,19 @@ class MultimodalBatch:
         for name, x in inputs.items():
             if not isinstance(x, Tensor):
                 raise ValueError(f"modality {name!r}: expected a torch.Tensor, found {type(x).__name__}")
+            # ranks first: the batch size below is read from the first modality
+            if x.dim() not in (2, 3):
+                raise ValueError(
+                    f"modality {name!r}: expected [B, D] or [B, T, D], found shape {tuple(x.shape)}"
+                )
         names = tuple(inputs)
         first = next(iter(inputs.values()))
-        b = first.shape[0] if first.dim() > 0 else -1
+        b = first.shape[0]
         object.__setattr__(self, "inputs", inputs)
         object.__setattr__(self, "present", self._normalise_present(self.present, names, b, first.device))
         fm = {} if self.frame_masks is None else dict(self.frame_masks)
-        object.__setattr__(self, "frame_masks", {k: _as_bool(v, f"frame mask of {k!r}") for k, v in fm.items()})
+        fm = {k: _as_bool(torch.as_tensor(v), f"frame mask of {k!r}") for k, v in fm.items()}
+        object.__setattr__(self, "frame_masks", fm)
         if self.validate:
             self._check()
 
@@ -120,10 +126,6 @@ class MultimodalBatch:
     def _check(self) -> None:
         b = self.batch_size
         for name, x in self.inputs.items():
-            if x.dim() not in (2, 3):
-                raise ValueError(
-                    f"modality {name!r}: expected [B, D] or [B, T, D], found shape {tuple(x.shape)}"
-                )
             if x.shape[0] != b:
                 raise ValueError(
                     f"modality {name!r}: expected batch size {b} (from {self.modalities[0]!r}), "
