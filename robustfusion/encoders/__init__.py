@@ -14,3 +14,11 @@ __all__ = [
     "JOINT_ENCODERS", "ConcatJointEncoder", "create_joint_encoder", "register_joint_encoder",
     "masked_last", "masked_mean",
 ]
+
+# Import every module of the package so that its @register_* decorators run: a new file here
+# is registered without editing this file.
+import importlib as _importlib
+import pkgutil as _pkgutil
+
+for _m in _pkgutil.iter_modules(__path__):
+    _importlib.import_module(f"{__name__}.{_m.name}")

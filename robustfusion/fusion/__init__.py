@@ -6,3 +6,11 @@ from robustfusion.fusion.mean import MeanOfPresent, mean_of_present
 
 __all__ = ["FUSIONS", "FusionLayer", "create_fusion", "list_fusions", "register_fusion",
            "ConcatFusion", "MeanOfPresent", "mean_of_present"]
+
+# Import every module of the package so that its @register_* decorators run: a new file here
+# is registered without editing this file.
+import importlib as _importlib
+import pkgutil as _pkgutil
+
+for _m in _pkgutil.iter_modules(__path__):
+    _importlib.import_module(f"{__name__}.{_m.name}")
