@@ -1,0 +1,159 @@
+"""Run configuration: structured defaults (dataclasses) < YAML file < ``key=value`` overrides.
+
+Plain omegaconf. An unknown or misspelt key is a :class:`ConfigError` that lists the valid keys
+at that level; a value of the wrong type names the key and the expected type. Shipped YAMLs
+hold no machine paths: real data locations come from ``data.path=...`` (or the environment
+variable that the data error names).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+__all__ = ["ConfigError", "DataConfig", "ModelConfig", "TrainConfig", "EvalConfig", "RunConfig",
+           "load_config", "DEFAULT_LEVELS"]
+
+DEFAULT_LEVELS = [round(0.1 * i, 1) for i in range(11)]
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema."""
+
+
+@dataclass
+class DataConfig:
+    """Which dataset, where, and which split the evaluator scores."""
+
+    name: str = "synthetic"  # a name from robustfusion.data.list_datasets()
+    path: str | None = None  # file (pickles) or directory (npz); None for synthetic
+    split: str = "test"  # split scored by `robustfusion evaluate`
+    split_seed: int = 0  # seed of the video-grouped carving of missing splits
+    options: dict[str, Any] = field(default_factory=dict)  # extra loader options
+
+
+@dataclass
+class ModelConfig:
+    """A registered model and its constructor arguments (modality dims/task come from the data)."""
+
+    name: str = "gmc"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation. ``selection``: which epoch's weights the run keeps: ``"last"`` (what GMC
+    did) or ``"best"`` (best validation ``monitor``); ``patience`` > 0 also stops early."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    optimizer: str = "adamw"  # adam | adamw
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    scheduler: str = "cosine"  # none | cosine | step
+    step_size: int = 10  # for scheduler=step
+    gamma: float = 0.5  # for scheduler=step
+    grad_clip: float = 1.0  # max gradient norm; 0 disables
+    selection: str = "best"  # best | last
+    monitor: str = ""  # validation metric; "" = the task's primary metric
+    patience: int = 0  # epochs without improvement before stopping; 0 = never stop early
+    modality_dropout: float = 0.0  # train-time probability of dropping each modality
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    progress: bool = True  # tqdm bars (always off when stderr is not a terminal)
+
+
+@dataclass
+class EvalConfig:
+    """Robustness evaluation: protocols, levels, batch size, and the oracle row."""
+
+    protocols: list[str] = field(default_factory=lambda: ["subsets", "sample_rate", "frame_rate"])
+    levels: list[float] = field(default_factory=lambda: list(DEFAULT_LEVELS))
+    batch_size: int = 256
+    keep_at_least_one: bool = False  # sample_rate: never drop every modality of a sample
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    name: str = ""  # run name; "" = <dataset>-<model>-seed<seed>
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def _valid_keys(schema: Any, dotted: str) -> list[str]:
+    """Valid keys at the level of ``dotted`` (e.g. ``train.lrr`` -> fields of TrainConfig)."""
+    node = schema
+    for part in dotted.split(".")[:-1]:
+        if dataclasses.is_dataclass(node):
+            node = {f.name: f for f in dataclasses.fields(node)}.get(part)
+            node = None if node is None else (node.default_factory() if node.default_factory is not dataclasses.MISSING else node.default)
+        else:
+            return []
+    return [f.name for f in dataclasses.fields(node)] if dataclasses.is_dataclass(node) else []
+
+
+def _explain(err: OmegaConfBaseException, source: str) -> ConfigError:
+    key = getattr(err, "full_key", None) or getattr(err, "key", "?")
+    if isinstance(err, ConfigKeyError):
+        valid = _valid_keys(RunConfig(), str(key))
+        hint = str(err).splitlines()[0]
+        return ConfigError(f"{source}: unknown config key {key!r} ({hint}); valid keys here: {valid}")
+    if isinstance(err, ValidationError):
+        return ConfigError(f"{source}: wrong type for config key {key!r}: {str(err).splitlines()[0]}")
+    return ConfigError(f"{source}: {str(err).splitlines()[0]}")
+
+
+def _merge(base: DictConfig, other: Any, source: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(base, other)
+    except OmegaConfBaseException as err:
+        raise _explain(err, source) from None
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = (),
+                base: dict[str, Any] | None = None) -> DictConfig:
+    """Resolve a run config: defaults < ``base`` dict < YAML ``path`` < ``overrides``.
+
+    Raises:
+        FileNotFoundError: the YAML file does not exist.
+        ConfigError: an unknown key, a wrong type, or a malformed ``key=value``.
+    """
+    cfg = OmegaConf.structured(RunConfig)
+    if base:
+        cfg = _merge(cfg, OmegaConf.create(base), "preset")
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path} (expected a YAML file such as "
+                                    "configs/synthetic/gmc.yaml)")
+        try:
+            loaded = OmegaConf.load(path)
+        except Exception as err:  # yaml errors
+            raise ConfigError(f"{path}: not a valid YAML config ({err})") from None
+        cfg = _merge(cfg, loaded, str(path))
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise ConfigError(f"overrides: expected key=value, found {bad}")
+    if overrides:
+        cfg = _merge(cfg, OmegaConf.from_dotlist(list(overrides)), "override")
+    _check_choices(cfg)
+    return cfg
+
+
+def _check_choices(cfg: DictConfig) -> None:
+    choices = {"train.optimizer": ("adam", "adamw"), "train.scheduler": ("none", "cosine", "step"),
+               "train.selection": ("best", "last")}
+    for key, allowed in choices.items():
+        value = OmegaConf.select(cfg, key)
+        if value not in allowed:
+            raise ConfigError(f"config key {key!r}: expected one of {allowed}, found {value!r}")
+    if cfg.train.epochs < 1 or cfg.train.batch_size < 1:
+        raise ConfigError(f"train.epochs and train.batch_size must be >= 1, found {cfg.train.epochs}, {cfg.train.batch_size}")

@@ -1,0 +1,213 @@
+"""The training loop: seeded, resumable, with validation, selection and early stopping.
+
+``fit`` works with or without a run directory. With one, it writes ``metrics.jsonl`` (one JSON
+object per epoch) and a checkpoint after every epoch (see :mod:`.checkpoint`); with
+``resume=True`` it continues from the last complete epoch and ends with exactly the metrics an
+uninterrupted run with the same seed gives (the data order, modality dropout and the model's
+own randomness are re-seeded from ``(seed, epoch)`` at the start of every epoch, and the
+optimizer and scheduler states are restored).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from robustfusion.data.dataset import MultimodalDataset
+from robustfusion.dropping import ModalityDropout
+from robustfusion.io import atomic_write_text
+from robustfusion.runner.checkpoint import load_latest_checkpoint, load_weights, rng_state, save_checkpoint, save_weights
+from robustfusion.runner.seeding import derived_seed
+
+__all__ = ["FitResult", "fit", "predict_dataset", "evaluate_dataset", "resolve_device", "set_fallback_from_targets"]
+
+
+@dataclass
+class FitResult:
+    epochs_run: int
+    selected_epoch: int
+    best_value: float | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; an unavailable CUDA request is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device={device!r} but CUDA is not available here; use device=cpu or auto")
+    return dev
+
+
+def set_fallback_from_targets(model: nn.Module, train: MultimodalDataset) -> None:
+    """The all-missing prediction: training mean (regression), log class frequencies
+    (classification), logit of label frequencies (multilabel)."""
+    t = train.targets
+    if train.task == "regression":
+        value = t.float().reshape(len(t), -1).mean(0)
+    elif train.task == "classification":
+        freq = torch.bincount(t, minlength=model.num_outputs).float() + 1.0
+        value = (freq / freq.sum()).log()
+    else:
+        p = t.float().mean(0).clamp(1e-3, 1 - 1e-3)
+        value = (p / (1 - p)).log()
+    model.set_fallback(value)
+
+
+@torch.no_grad()
+def predict_dataset(model: nn.Module, dataset: MultimodalDataset, batch_size: int = 256,
+                    device: torch.device | str = "cpu") -> torch.Tensor:
+    """``[N, K]`` predictions of ``model`` on ``dataset`` (all its modalities as stored)."""
+    preds = [model.predict(b.to(device)).cpu() for b in dataset.batches(batch_size)]
+    return torch.cat(preds)
+
+
+def evaluate_dataset(model: nn.Module, dataset: MultimodalDataset, batch_size: int = 256,
+                     device: torch.device | str = "cpu") -> dict[str, float]:
+    """The task's metrics (:func:`robustfusion.metrics.compute_metrics`) on ``dataset``."""
+    from robustfusion.metrics import compute_metrics
+
+    return compute_metrics(dataset.task, predict_dataset(model, dataset, batch_size, device), dataset.targets)
+
+
+def _build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _build_scheduler(opt: torch.optim.Optimizer, cfg):
+    if cfg.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    if cfg.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+
+def _is_better(value: float, best: float | None, higher: bool) -> bool:
+    if math.isnan(value):
+        return False
+    return best is None or (value > best if higher else value < best)
+
+
+def fit(model: nn.Module, train: MultimodalDataset, valid: MultimodalDataset | None, cfg: Any, seed: int,
+        run_dir: str | Path | None = None, resume: bool = False,
+        on_epoch_end: Callable[[int], None] | None = None) -> FitResult:
+    """Train ``model`` on ``train``; select and early-stop on ``valid``.
+
+    Args:
+        cfg: an object with the fields of :class:`robustfusion.runner.config.TrainConfig`.
+        seed: the run seed (data order, modality dropout, dropout masks per epoch).
+        run_dir: where to write ``metrics.jsonl`` and checkpoints (``None``: in memory only;
+            ``selection="best"`` then keeps the best weights in memory).
+        resume: continue from ``run_dir``'s latest checkpoint.
+        on_epoch_end: called with the epoch number after its checkpoint is written (tests use
+            it to interrupt a run).
+
+    Returns:
+        :class:`FitResult`; the model holds the selected weights (``cfg.selection``).
+    """
+    from robustfusion.metrics import METRIC_DIRECTION, primary_metric
+
+    device = resolve_device(cfg.device)
+    model.to(device)
+    opt = _build_optimizer(model, cfg)
+    sched = _build_scheduler(opt, cfg)
+    monitor = cfg.monitor or primary_metric(train.task)
+    higher = METRIC_DIRECTION.get(monitor, "max") == "max"
+    dropout = ModalityDropout(cfg.modality_dropout) if cfg.modality_dropout > 0 else None
+    run_dir = Path(run_dir) if run_dir is not None else None
+    start, best, best_epoch, stale, history = 1, None, 0, 0, []
+    best_state: dict[str, torch.Tensor] | None = None
+
+    if resume:
+        if run_dir is None:
+            raise ValueError("resume=True needs a run_dir")
+        state = load_latest_checkpoint(run_dir, model)
+        if state is not None:
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            start = int(state["epoch"]) + 1
+            best, best_epoch, stale = state["best"], int(state["best_epoch"]), int(state["stale"])
+            history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+                       if line.strip() and json.loads(line)["epoch"] < start]
+            atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+
+    show = bool(cfg.progress) and sys.stderr.isatty()
+    epoch = start - 1
+    for epoch in range(start, cfg.epochs + 1):
+        if cfg.patience and stale >= cfg.patience:
+            epoch -= 1
+            break
+        t0 = time.perf_counter()
+        torch.manual_seed(derived_seed(seed, "epoch", epoch))
+        order = torch.Generator().manual_seed(derived_seed(seed, "order", epoch))
+        drop_gen = torch.Generator().manual_seed(derived_seed(seed, "modality_dropout", epoch))
+        model.train()
+        sums: dict[str, float] = {}
+        n_batches = 0
+        n_total = math.ceil(len(train) / cfg.batch_size)
+        for batch in tqdm(train.batches(cfg.batch_size, shuffle=True, generator=order), total=n_total,
+                          desc=f"epoch {epoch}/{cfg.epochs}", disable=not show, leave=False):
+            if dropout is not None:
+                batch = dropout(batch, drop_gen)
+            out = model(batch.to(device))
+            if out.loss is None or not torch.isfinite(out.loss):
+                raise FloatingPointError(f"epoch {epoch}: training loss is {out.loss}; lower train.lr or check the data")
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            n_batches += 1
+            sums["loss"] = sums.get("loss", 0.0) + float(out.loss.detach())
+            for k, v in out.losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+        lr = opt.param_groups[0]["lr"]
+        sched.step()
+        row: dict[str, Any] = {"epoch": epoch, "lr": lr, **{f"train/{k}": v / max(n_batches, 1) for k, v in sums.items()}}
+        if valid is not None:
+            vm = evaluate_dataset(model, valid, max(cfg.batch_size, 256), device)
+            row.update({f"valid/{k}": v for k, v in vm.items()})
+            value = float(vm[monitor]) if monitor in vm else float("nan")
+            if monitor not in vm:
+                raise ValueError(f"train.monitor={monitor!r} is not a validation metric; available: {sorted(vm)}")
+            if _is_better(value, best, higher):
+                best, best_epoch, stale = value, epoch, 0
+                if cfg.selection == "best":
+                    if run_dir is not None:
+                        save_weights(model, run_dir / "checkpoints" / "best.safetensors", {"epoch": str(epoch)})
+                    else:
+                        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                stale += 1
+        row["time_s"] = round(time.perf_counter() - t0, 4)
+        history.append(row)
+        if run_dir is not None:
+            with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row) + "\n")
+            save_checkpoint(run_dir, epoch, model, {
+                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rng_state(),
+                "best": best, "best_epoch": best_epoch, "stale": stale, "seed": seed,
+            })
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
+
+    selected = epoch
+    if cfg.selection == "best" and valid is not None and best_epoch > 0:
+        selected = best_epoch
+        if run_dir is not None:
+            load_weights(model, run_dir / "checkpoints" / "best.safetensors")
+        elif best_state is not None:
+            model.load_state_dict(best_state)
+    return FitResult(epochs_run=epoch, selected_epoch=selected, best_value=best, history=history)
