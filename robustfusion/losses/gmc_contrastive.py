@@ -38,7 +38,16 @@ def _present_columns(present, names: list[str], b: int, device) -> list[Tensor |
         unknown = sorted(set(present) - set(names))
         if unknown:
             raise ValueError(f"present names unknown modalities {unknown}; expected some of {names}")
-        return [None if n not in present else torch.as_tensor(present[n], device=device).bool() for n in names]
+        cols: list[Tensor | None] = []
+        for n in names:
+            if n not in present:
+                cols.append(None)
+                continue
+            col = torch.as_tensor(present[n], device=device).bool()
+            if col.shape != (b,):
+                raise ValueError(f"present of {n!r}: expected shape ({b},), found {tuple(col.shape)}")
+            cols.append(col)
+        return cols
     present = torch.as_tensor(present, device=device).bool()
     if present.shape != (b, len(names)):
         raise ValueError(f"present: expected shape ({b}, {len(names)}), found {tuple(present.shape)}")
