@@ -1,0 +1,93 @@
+"""Early fusion baseline: concatenate the (zero-filled) modality features, then one encoder.
+
+The "EF-LSTM" baseline of the CMU-MOSI/MOSEI literature (reported e.g. by TFN, arXiv
+1707.07250, and MulT, arXiv 1906.00295): per-frame features of all modalities are
+concatenated and one sequence model reads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from robustfusion.batch import MultimodalBatch
+from robustfusion.encoders.base import create_encoder
+from robustfusion.encoders.pooling import masked_mean
+from robustfusion.fusion.crossmodal import zero_fill_sequences
+from robustfusion.losses.supervised import supervised_loss
+from robustfusion.models.base import MultimodalModel
+from robustfusion.models.output import ModelOutput
+from robustfusion.models.registry import register_model
+
+__all__ = ["EarlyFusion"]
+
+
+@register_model("early_fusion")
+class EarlyFusion(MultimodalModel):
+    """``encoder([x_1; ...; x_M]) -> MLP head``.
+
+    Inputs: if every modality is a sequence with the same length ``T``, features are
+    concatenated frame by frame (``[B, T, sum D_m]``) and the frame mask is the union of the
+    present modalities' observed frames; otherwise (utterance vectors ``[B, D]``, or unaligned
+    sequences of different lengths) each sequence is first mean-pooled over its observed frames
+    and the vectors are concatenated (``[B, sum D_m]``).
+
+    Missing-modality rule (common practice for early fusion): the absent modality's input
+    features are zero-filled -- through the presence mask, never by trusting the stored values --
+    as are unobserved frames of present modalities. With ``append_mask=True`` the presence mask
+    is also appended to the features so the encoder can tell "absent" from "zero". The output
+    never depends on the values stored in absent modalities; a sample with no modality present
+    gets ``fallback``.
+
+    Args:
+        modality_dims, task, num_outputs: see :class:`MultimodalModel`.
+        encoder: registered encoder for the fused input (default ``"gru"``; ``[B, D]`` inputs
+            are read as ``T = 1``).
+        hidden_dim: encoder output size (default 64).
+        encoder_kwargs: extra encoder arguments.
+        append_mask: append the ``[M]`` presence mask to every frame (default ``False``).
+        head_dropout: dropout in the head.
+        regression_loss: ``"l1"`` (default) or ``"mse"``.
+    """
+
+    def __init__(self, modality_dims: Mapping[str, int], task: str = "regression", num_outputs: int = 1,
+                 encoder: str = "gru", hidden_dim: int = 64, encoder_kwargs: Mapping[str, object] | None = None,
+                 append_mask: bool = False, head_dropout: float = 0.1, regression_loss: str = "l1") -> None:
+        super().__init__(modality_dims, task, num_outputs)
+        self.append_mask = append_mask
+        in_dim = sum(self.modality_dims.values()) + (len(self.modalities) if append_mask else 0)
+        self.encoder = create_encoder(encoder, in_dim=in_dim, out_dim=hidden_dim, **dict(encoder_kwargs or {}))
+        self.head = nn.Sequential(nn.ReLU(), nn.Dropout(head_dropout), nn.Linear(hidden_dim, hidden_dim),
+                                  nn.ReLU(), nn.Linear(hidden_dim, num_outputs))
+        self.regression_loss = regression_loss
+
+    def fuse_inputs(self, batch: MultimodalBatch, present: Tensor) -> tuple[Tensor, Tensor | None]:
+        """``(x, mask)``: the zero-filled concatenated input ``[B, T, sum D]`` with its ``[B, T]``
+        frame mask, or ``[B, sum D]`` with ``None``."""
+        seqs, masks = zero_fill_sequences({m: batch.inputs[m] for m in self.modalities}, present,
+                                          {m: batch.frame_mask(m) for m in self.modalities})
+        raw = [batch.inputs[m] for m in self.modalities]
+        aligned = all(x.dim() == 3 for x in raw) and len({x.shape[1] for x in raw}) == 1
+        w = present.to(raw[0].dtype)
+        if aligned:
+            x = torch.cat(list(seqs.values()), dim=-1)
+            # union of observed frames over present modalities (absent ones add nothing)
+            mask = torch.stack([masks[m] & present[:, i : i + 1] for i, m in enumerate(self.modalities)]).any(0)
+            if self.append_mask:
+                x = torch.cat([x, w.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=-1)
+            return x, mask
+        pooled = [masked_mean(seqs[m], masks[m]) for m in self.modalities]
+        x = torch.cat(pooled + ([w] if self.append_mask else []), dim=-1)
+        return x, None
+
+    def forward(self, batch: MultimodalBatch) -> ModelOutput:
+        present = self.check_batch(batch)
+        x, mask = self.fuse_inputs(batch, present)
+        prediction = self.apply_fallback(self.head(self.encoder(x, mask)), present)
+        out = ModelOutput(prediction=prediction)
+        if batch.targets is not None:
+            out.loss = supervised_loss(prediction, batch.targets, self.task, self.regression_loss)
+            out.losses = {"supervised": out.loss}
+        return out

@@ -1,0 +1,70 @@
+"""LMF: Low-rank Multimodal Fusion (Liu et al., ACL 2018, arXiv 1806.00064)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from torch import Tensor, nn
+
+from robustfusion.batch import MultimodalBatch
+from robustfusion.encoders.base import create_encoder
+from robustfusion.fusion.low_rank import LowRankFusion
+from robustfusion.losses.supervised import supervised_loss
+from robustfusion.models.base import MultimodalModel
+from robustfusion.models.output import ModelOutput
+from robustfusion.models.registry import register_model
+from robustfusion.models.tfn import _per_modality
+
+__all__ = ["LMF"]
+
+
+@register_model("lmf")
+class LMF(MultimodalModel):
+    """Modality subnetworks, low-rank fusion with modality-specific factors, Linear head.
+
+    LMF (arXiv 1806.00064): "we decompose the weight tensor into low-rank factors ...
+    h = Lambda_{m=1}^M [sum_{i=1}^r w_m^(i) . z_m]", with ``z_m = [h_m; 1]`` as in TFN, so the
+    cost is linear in the number of modalities
+    (:class:`~robustfusion.fusion.low_rank.LowRankFusion`). Any number ``M >= 1`` of modalities.
+
+    Missing-modality rule (common practice, as for TFN): the absent modality's ``h_m`` is
+    zero-filled through the presence mask (``z_m = [0; 1]``); the output never depends on the
+    values stored in absent modalities. A sample with no modality present gets ``fallback``.
+
+    Args:
+        modality_dims, task, num_outputs: see :class:`MultimodalModel`.
+        encoder: registered encoder for every modality (default ``"gru"``).
+        hidden_dim: ``D_m``, an int or ``{name: int}`` (default 32).
+        fusion_dim: output size of the fusion (default 32).
+        rank: ``r`` (default 4).
+        dropout: dropout on the fused vector before the head (default 0.1).
+        encoder_kwargs: extra encoder arguments.
+        regression_loss: ``"l1"`` (default) or ``"mse"``.
+    """
+
+    def __init__(self, modality_dims: Mapping[str, int], task: str = "regression", num_outputs: int = 1,
+                 encoder: str = "gru", hidden_dim: int | Mapping[str, int] = 32, fusion_dim: int = 32,
+                 rank: int = 4, dropout: float = 0.1, encoder_kwargs: Mapping[str, object] | None = None,
+                 regression_loss: str = "l1") -> None:
+        super().__init__(modality_dims, task, num_outputs)
+        hidden = _per_modality(hidden_dim, self.modalities, "hidden_dim")
+        ekw = dict(encoder_kwargs or {})
+        self.encoders = nn.ModuleDict({m: create_encoder(encoder, in_dim=d, out_dim=hidden[m], **ekw)
+                                       for m, d in self.modality_dims.items()})
+        self.fusion = LowRankFusion([hidden[m] for m in self.modalities], out_dim=fusion_dim, rank=rank)
+        self.head = nn.Sequential(nn.ReLU(), nn.Dropout(dropout), nn.Linear(fusion_dim, num_outputs))
+        self.regression_loss = regression_loss
+
+    def fuse(self, batch: MultimodalBatch, present: Tensor) -> Tensor:
+        """``[B, fusion_dim]`` low-rank fused vector (absent embeddings zero-filled)."""
+        h = {m: enc(batch.inputs[m], batch.frame_mask(m)) for m, enc in self.encoders.items()}
+        return self.fusion(h, present)
+
+    def forward(self, batch: MultimodalBatch) -> ModelOutput:
+        present = self.check_batch(batch)
+        prediction = self.apply_fallback(self.head(self.fuse(batch, present)), present)
+        out = ModelOutput(prediction=prediction)
+        if batch.targets is not None:
+            out.loss = supervised_loss(prediction, batch.targets, self.task, self.regression_loss)
+            out.losses = {"supervised": out.loss}
+        return out
