@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from robustfusion.encoders.base import ModalityEncoder, register_encoder
 from robustfusion.encoders.context import ContextInjection
-from robustfusion.encoders.pooling import POOLINGS, masked_last, masked_mean
+from robustfusion.encoders.pooling import POOLINGS, masked_last, masked_mean, zero_unobserved
 
 __all__ = ["GRUEncoder"]
 
@@ -45,13 +45,10 @@ class GRUEncoder(ModalityEncoder):
             x = x.unsqueeze(1)
         if self.pooling == "flatten" and x.shape[1] != self.seq_len:
             raise ValueError(f"GRUEncoder(pooling='flatten'): expected T={self.seq_len} frames, found {x.shape[1]}")
-        if mask is not None:
-            x = x * mask.unsqueeze(-1).to(x.dtype)
+        x = zero_unobserved(x, mask)
         h, _ = self.gru(self.inject(x, context))
         if self.pooling == "flatten":
-            if mask is not None:
-                h = h * mask.unsqueeze(-1).to(h.dtype)
-            pooled = rearrange(h, "b t h -> b (t h)")
+            pooled = rearrange(zero_unobserved(h, mask), "b t h -> b (t h)")
         elif self.pooling == "last":
             pooled = masked_last(h, mask)
         else:

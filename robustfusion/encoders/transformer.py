@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from robustfusion.encoders.base import ModalityEncoder, register_encoder
 from robustfusion.encoders.context import ContextInjection
-from robustfusion.encoders.pooling import masked_mean
+from robustfusion.encoders.pooling import masked_mean, zero_unobserved
 
 __all__ = ["TransformerEncoder"]
 
@@ -43,11 +43,11 @@ class TransformerEncoder(ModalityEncoder):
         t = x.shape[1]
         if t > self.max_len:
             raise ValueError(f"TransformerEncoder: expected at most max_len={self.max_len} frames, found {t}")
-        if mask is not None:
-            x = x * mask.unsqueeze(-1).to(x.dtype)
+        x = zero_unobserved(x, mask)
         h = self.inp(self.inject(x, context)) + self.pos[:, :t]
         pad = None
         if mask is not None:
+            mask = mask.bool()
             # rows with no observed frame attend everywhere (their pooled output is zeroed below)
             empty = ~mask.any(dim=1, keepdim=True)
             pad = ~(mask | empty)
