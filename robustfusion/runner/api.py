@@ -19,15 +19,29 @@ from robustfusion.runner.rundir import (build_model_from_run, finish_run, read_r
                                         write_run_files)
 from robustfusion.runner.seeding import seed_everything
 
-__all__ = ["load_data", "build_model", "train_run", "resume_run", "evaluate_run", "oracle_rows", "report_dirs"]
+__all__ = ["load_data", "build_model", "train_run", "resume_run", "evaluate_model", "evaluate_run", "oracle_rows",
+           "report_dirs"]
 
 
-def load_data(cfg: DictConfig) -> dict[str, Any]:
-    """``{split: MultimodalDataset}`` for ``cfg.data`` (see ``robustfusion.data.load_dataset``)."""
+_DATA_CACHE: dict[str, dict[str, Any]] = {}
+
+
+def load_data(cfg: DictConfig, cache: bool = False) -> dict[str, Any]:
+    """``{split: MultimodalDataset}`` for ``cfg.data`` (see ``robustfusion.data.load_dataset``).
+
+    With ``cache=True`` the splits are kept in memory for the next call with the same data
+    settings (``reproduce`` trains many runs on one dataset).
+    """
     from robustfusion.data import load_dataset
 
     options = OmegaConf.to_container(cfg.data.options, resolve=True) or {}
-    return load_dataset(cfg.data.name, cfg.data.path, split_seed=cfg.data.split_seed, **options)
+    key = json.dumps([cfg.data.name, cfg.data.path, cfg.data.split_seed, options], sort_keys=True, default=str)
+    if cache and key in _DATA_CACHE:
+        return _DATA_CACHE[key]
+    data = load_dataset(cfg.data.name, cfg.data.path, split_seed=cfg.data.split_seed, **options)
+    if cache:
+        _DATA_CACHE[key] = data
+    return data
 
 
 def build_model(cfg: DictConfig, train) -> torch.nn.Module:
@@ -52,10 +66,10 @@ def _make_run_dir(cfg: DictConfig, out: str | Path) -> Path:
 
 
 def train_run(cfg: DictConfig, out: str | Path = "runs", run_dir: str | Path | None = None, resume: bool = False,
-              on_epoch_end=None) -> Path:
+              on_epoch_end=None, cache_data: bool = False) -> Path:
     """Train one run into a new directory under ``out`` (or ``run_dir``); returns the directory."""
     seed_everything(cfg.seed)
-    data = load_data(cfg)
+    data = load_data(cfg, cache=cache_data)
     for split in ("train", "valid"):
         if split not in data:
             raise ValueError(f"dataset {cfg.data.name!r} has no {split!r} split; found {sorted(data)}")
@@ -83,11 +97,25 @@ def resume_run(run_dir: str | Path, on_epoch_end=None) -> Path:
     return train_run(cfg, run_dir=run_dir, resume=True, on_epoch_end=on_epoch_end)
 
 
+def evaluate_model(model: torch.nn.Module, cfg: DictConfig, dataset, oracle: bool = False) -> list[dict]:
+    """Robustness rows of ``model`` (and optionally the oracle) on ``dataset`` under ``cfg.eval``."""
+    from robustfusion.robustness import evaluate
+
+    device = resolve_device(cfg.train.device)
+    rows = evaluate(model.to(device), dataset, protocols=list(cfg.eval.protocols), levels=list(cfg.eval.levels),
+                    seed=cfg.seed, batch_size=cfg.eval.batch_size, dataset_name=cfg.data.name,
+                    model_name=cfg.model.name if not cfg.name else cfg.name, split=cfg.data.split,
+                    keep_at_least_one=cfg.eval.keep_at_least_one, device=device)
+    if oracle:
+        rows += oracle_rows(cfg, dataset)
+    return rows
+
+
 def evaluate_run(run_dir: str | Path, overrides: Sequence[str] = (), oracle: bool = False) -> tuple[Path, list[dict]]:
     """Run the robustness evaluator on a trained run; writes ``RUN_DIR/eval/<split>/robustness.csv``
     plus tables and plots. ``overrides`` may change ``data.path``, ``data.split``, ``eval.*``."""
     from robustfusion.reporting import write_report
-    from robustfusion.robustness import evaluate, write_rows_csv
+    from robustfusion.robustness import write_rows_csv
 
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
@@ -98,13 +126,7 @@ def evaluate_run(run_dir: str | Path, overrides: Sequence[str] = (), oracle: boo
     split = cfg.data.split
     if split not in data:
         raise ValueError(f"data.split={split!r} is not a split of {cfg.data.name!r}; found {sorted(data)}")
-    device = resolve_device(cfg.train.device)
-    rows = evaluate(model.to(device), data[split], protocols=list(cfg.eval.protocols), levels=list(cfg.eval.levels),
-                    seed=cfg.seed, batch_size=cfg.eval.batch_size, dataset_name=cfg.data.name,
-                    model_name=cfg.model.name, split=split, keep_at_least_one=cfg.eval.keep_at_least_one,
-                    device=device)
-    if oracle:
-        rows += oracle_rows(cfg, data[split])
+    rows = evaluate_model(model, cfg, data[split], oracle=oracle)
     out = run_dir / "eval" / split
     write_rows_csv(rows, out / "robustness.csv")
     write_report(rows, out)

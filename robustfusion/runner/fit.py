@@ -117,16 +117,18 @@ def fit(model: nn.Module, train: MultimodalDataset, valid: MultimodalDataset | N
     Returns:
         :class:`FitResult`; the model holds the selected weights (``cfg.selection``).
     """
-    from robustfusion.metrics import METRIC_DIRECTION, primary_metric
+    from robustfusion.metrics import higher_is_better, primary_metric
 
     device = resolve_device(cfg.device)
     model.to(device)
     opt = _build_optimizer(model, cfg)
     sched = _build_scheduler(opt, cfg)
     monitor = cfg.monitor or primary_metric(train.task)
-    higher = METRIC_DIRECTION.get(monitor, "max") == "max"
+    higher = higher_is_better(monitor)
     dropout = ModalityDropout(cfg.modality_dropout) if cfg.modality_dropout > 0 else None
     run_dir = Path(run_dir) if run_dir is not None else None
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
     start, best, best_epoch, stale, history = 1, None, 0, 0, []
     best_state: dict[str, torch.Tensor] | None = None
 
