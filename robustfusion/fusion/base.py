@@ -34,6 +34,10 @@ def check_fusion_inputs(features: Mapping[str, Tensor], present: Tensor) -> None
             f"fusion: expected present of shape [B, {len(features)}] for modalities {list(features)}, "
             f"found {tuple(present.shape)}"
         )
+    for name, h in features.items():
+        if h.dim() < 2 or h.shape[0] != present.shape[0]:
+            raise ValueError(f"fusion: expected features of {name!r} of shape [B={present.shape[0]}, H], "
+                             f"found {tuple(h.shape)}")
 
 
 class FusionLayer(nn.Module):

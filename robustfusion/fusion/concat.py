@@ -37,8 +37,10 @@ class ConcatFusion(FusionLayer):
 
     def forward(self, features: Mapping[str, Tensor], present: Tensor) -> Tensor:
         check_fusion_inputs(features, present)
-        w = present.to(next(iter(features.values())).dtype)
-        parts = [h * w[:, i : i + 1] for i, h in enumerate(features.values())]
+        p = present.bool()
+        # zero-fill by selection, so whatever an absent modality holds (even NaN/inf) never leaks
+        parts = [torch.where(p[:, i : i + 1], h, torch.zeros((), dtype=h.dtype, device=h.device))
+                 for i, h in enumerate(features.values())]
         if self.append_mask:
-            parts.append(w)
+            parts.append(p.to(parts[0].dtype))
         return self.net(torch.cat(parts, dim=-1))

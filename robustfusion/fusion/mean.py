@@ -16,8 +16,10 @@ def mean_of_present(features: Mapping[str, Tensor], present: Tensor) -> Tensor:
     """``sum_m present[b, m] * h_m[b] / max(1, sum_m present[b, m])``; zeros when none present."""
     check_fusion_inputs(features, present)
     h = torch.stack(list(features.values()), dim=1)  # [B, M, H]
-    w = present.to(h.dtype).unsqueeze(-1)
-    return (h * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)
+    w = present.bool().unsqueeze(-1)
+    # a select, not a product: whatever an absent modality holds (even NaN/inf) never leaks
+    total = torch.where(w, h, torch.zeros((), dtype=h.dtype, device=h.device)).sum(dim=1)
+    return total / w.sum(dim=1).clamp_min(1).to(h.dtype)
 
 
 @register_fusion("mean")
