@@ -1,0 +1,28 @@
+"""The README's usage example runs as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _usage_block() -> str:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Usage", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_usage_example_is_short_and_runs(capsys):
+    code = _usage_block()
+    assert len([line for line in code.splitlines() if line.strip()]) <= 15
+    exec(compile(code, str(README), "exec"), {"__name__": "readme_usage"})
+    assert "torch.Size([8, 1])" in capsys.readouterr().out
+
+
+def test_readme_has_exactly_the_two_setup_commands():
+    text = README.read_text(encoding="utf-8")
+    setup = text.split("## Set up", 1)[1].split("##", 1)[0]
+    commands = re.search(r"```bash\n(.*?)```", setup, re.S).group(1).strip().splitlines()
+    assert commands == ['pip install -e ".[dev]"', "python -m pytest -q"]
