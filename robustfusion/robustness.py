@@ -1,0 +1,399 @@
+"""Robustness evaluation under missing modalities: subsets table, rate sweeps, AUILC, aggregation.
+
+Protocols (test-time dropping from :mod:`robustfusion.dropping`, never magic feature values):
+
+* ``"subsets"``: every non-empty subset of the modalities (7 for three), GMC's
+  partial-observation protocol (Poklukar et al., arXiv 2202.03390, Table 3);
+* ``"sample_rate"``: each (sample, modality) dropped independently with probability ``level``;
+* ``"frame_rate"``: each frame of each sequence modality dropped with rate ``level``
+  (TFR-Net, Yuan et al., ACM MM 2021; EMT-DLFR, Sun et al., arXiv 2208.07589).
+
+Every model sees the identical drop pattern: one generator per ``(seed, protocol, level)``
+(``frame_rate``: per modality too) from :func:`robustfusion.dropping.protocol_generator`,
+streamed over the dataset's batches in their fixed order.
+
+Long-format rows (one dict per number), the only source of tables and plots:
+
+=========  ===============================================================================
+dataset    dataset name
+model      model name (``"oracle"`` for the synthetic benchmark's Bayes-optimal predictor)
+seed       the evaluation seed (int)
+protocol   ``"subsets"``, ``"sample_rate"`` or ``"frame_rate"``
+level      sweeps: the rate as a float rounded to 6 digits; ``subsets``: ``None`` (empty in
+           CSV); summary rows: ``"auilc"`` or ``"relative"`` (see below)
+subset     ``subsets``: the kept modalities joined by ``+`` (``"text+audio"``); sweeps: ``"all"``
+split      ``"test"``, ``"valid"``, ...
+metric     metric name (:mod:`robustfusion.metrics` key)
+value      float (NaN allowed where a metric is undefined, documented in metrics)
+=========  ===============================================================================
+
+Summary rows per sweep protocol and metric (same protocol, ``subset="all"``):
+
+* ``level="auilc"``: AUILC, the trapezoid area under metric-vs-level over the full level range
+  including 0.0 (TFR-Net / EMT-DLFR "area under indicators line chart");
+* ``level="relative"``: relative robustness = AUILC / (metric at level 0.0 x (max level - min
+  level)); 1.0 means no degradation. NaN when 0.0 is not among the levels or the metric at 0.0
+  is 0.
+
+:func:`aggregate` turns rows into mean / std (``ddof=1``; 0.0 when ``n == 1``) / n over seeds.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from robustfusion.batch import MultimodalBatch
+from robustfusion.dropping import (
+    PROTOCOLS,
+    all_subsets,
+    drop_frames,
+    drop_samples,
+    keep_subset,
+    protocol_generator,
+    subset_name,
+)
+from robustfusion.io import atomic_write
+from robustfusion.metrics import compute_metrics
+
+__all__ = [
+    "ROW_FIELDS", "GROUP_FIELDS", "AGG_FIELDS", "DEFAULT_LEVELS", "AUILC_LEVEL", "RELATIVE_LEVEL",
+    "SWEEP_SUBSET", "evaluate", "auilc", "relative_robustness", "summary_rows", "aggregate",
+    "oracle_gap_rows", "write_rows_csv", "read_rows_csv", "normalise_level",
+]
+
+ROW_FIELDS = ("dataset", "model", "seed", "protocol", "level", "subset", "split", "metric", "value")
+#: Fields that identify one number across seeds (everything but seed and value).
+GROUP_FIELDS = ("dataset", "model", "protocol", "level", "subset", "split", "metric")
+AGG_FIELDS = GROUP_FIELDS + ("mean", "std", "n")
+DEFAULT_LEVELS = tuple(round(0.1 * i, 6) for i in range(11))
+AUILC_LEVEL = "auilc"
+RELATIVE_LEVEL = "relative"
+SWEEP_SUBSET = "all"
+SWEEP_PROTOCOLS = ("sample_rate", "frame_rate")
+
+
+# ---------------------------------------------------------------------------- levels
+def normalise_level(level: Any) -> float | str | None:
+    """``None`` for an empty/NaN/None level (subsets rows), a float rounded to 6 digits for a
+    rate, the string itself for a summary level (``"auilc"``, ``"relative"``)."""
+    if level is None:
+        return None
+    if isinstance(level, str):
+        s = level.strip()
+        if s == "" or s.lower() in ("nan", "none"):
+            return None
+        try:
+            return round(float(s), 6)
+        except ValueError:
+            return s
+    f = float(level)
+    return None if math.isnan(f) else round(f, 6)
+
+
+def _check_levels(levels: Iterable[float]) -> list[float]:
+    out = sorted({normalise_level(lv) for lv in levels})
+    for lv in out:
+        if not isinstance(lv, float) or not 0.0 <= lv <= 1.0:
+            raise ValueError(f"levels: expected rates in [0, 1], found {lv!r}")
+    if not out:
+        raise ValueError("levels: expected at least one rate, found none")
+    return out
+
+
+# ---------------------------------------------------------------------------- evaluation
+def _model_present(predictor, batch: MultimodalBatch) -> Tensor:
+    return predictor.check_batch(batch) if hasattr(predictor, "check_batch") else batch.present
+
+
+def _metric_fn(task: str, metrics) -> Callable[[Tensor, Tensor], dict[str, float]]:
+    if callable(metrics):
+        return metrics
+    names = None if metrics is None else list(metrics)
+
+    def fn(preds: Tensor, targets: Tensor) -> dict[str, float]:
+        res = compute_metrics(task, preds, targets)
+        if names is None:
+            return res
+        unknown = [m for m in names if m not in res]
+        if unknown:
+            raise ValueError(f"metrics: {unknown} are not computed for task {task!r}; available {sorted(res)}")
+        return {m: res[m] for m in names}
+
+    return fn
+
+
+def evaluate(predictor, dataset, *, protocols: Sequence[str] = PROTOCOLS,
+             levels: Sequence[float] = DEFAULT_LEVELS, seed: int = 0, batch_size: int = 256,
+             dataset_name: str | None = None, model_name: str | None = None, split: str = "test",
+             keep_at_least_one: bool = False, device: str | torch.device = "cpu",
+             metrics: Sequence[str] | Callable | None = None, reuse_latents: bool | None = None,
+             summaries: bool = True) -> list[dict]:
+    """Evaluate ``predictor`` on ``dataset`` under the robustness protocols.
+
+    Args:
+        predictor: a :class:`robustfusion.models.MultimodalModel` or any object with
+            ``predict(batch) -> [B, K]`` (e.g. the synthetic benchmark's oracle).
+        dataset: a :class:`robustfusion.data.MultimodalDataset` (``.task``, ``.modalities``,
+            ``.batches()``, ``.name``).
+        protocols: any of ``"subsets"``, ``"sample_rate"``, ``"frame_rate"``.
+        levels: rates for the sweeps (default 0.0, 0.1, ..., 1.0).
+        seed: seeds the drop generators (one per ``(seed, protocol, level)``).
+        batch_size: evaluation batch size; the drop pattern depends on it (fixed order).
+        dataset_name, model_name: names written into the rows (default: ``dataset.name`` and the
+            model's registry name or class name).
+        split: split name written into the rows.
+        keep_at_least_one: ``sample_rate`` never leaves a sample with no modality.
+        device: where batches go; an ``nn.Module`` predictor is moved there too.
+        metrics: ``None`` (all metrics of the task), a list of metric names, or a callable
+            ``(preds [N, K], targets) -> {name: value}``.
+        reuse_latents: ``None`` (auto): when ``type(predictor).supports_latent_reuse`` is true,
+            encode each batch once (``encode``) and predict the ``subsets`` and ``sample_rate``
+            conditions with ``predict_from_latents`` (the per-modality latents do not depend on
+            which modalities are present); ``False`` forces one full pass per condition.
+        summaries: append the AUILC / relative-robustness rows (:func:`summary_rows`).
+
+    Returns:
+        Long-format rows (see the module docstring), in a fixed order.
+    """
+    protocols = list(protocols)
+    bad = [p for p in protocols if p not in PROTOCOLS]
+    if bad or not protocols:
+        raise ValueError(f"protocols: expected a non-empty selection of {PROTOCOLS}, found {protocols}")
+    levels = _check_levels(levels) if any(p in SWEEP_PROTOCOLS for p in protocols) else []
+    task = dataset.task
+    metric_fn = _metric_fn(task, metrics)
+    dataset_name = dataset_name or getattr(dataset, "name", "dataset")
+    model_name = model_name or getattr(predictor, "registry_name", None) or type(predictor).__name__
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected >= 1, found {batch_size}")
+    if not hasattr(predictor, "predict"):
+        raise ValueError(f"predictor: expected an object with predict(batch) -> [B, K], found {type(predictor).__name__}")
+    if isinstance(predictor, torch.nn.Module):
+        predictor.to(device)
+    if reuse_latents is None:
+        reuse_latents = bool(getattr(type(predictor), "supports_latent_reuse", False))
+    if reuse_latents and not (hasattr(predictor, "encode") and hasattr(predictor, "predict_from_latents")):
+        raise ValueError(f"reuse_latents=True needs encode() and predict_from_latents(); "
+                         f"{type(predictor).__name__} lacks them")
+
+    # conditions in output order: (protocol, level, subset label)
+    subsets = all_subsets(dataset.modalities)
+    conditions: list[tuple[str, float | None, str]] = []
+    for p in protocols:
+        if p == "subsets":
+            conditions += [(p, None, subset_name(s)) for s in subsets]
+        else:
+            conditions += [(p, lv, SWEEP_SUBSET) for lv in levels]
+    sample_gens = {lv: protocol_generator(seed, "sample_rate", lv) for lv in levels} if "sample_rate" in protocols else {}
+    frame_gens = ({lv: {m: protocol_generator(seed, "frame_rate", lv, m) for m in dataset.modalities} for lv in levels}
+                  if "frame_rate" in protocols else {})
+    preds: dict[tuple, list[Tensor]] = defaultdict(list)
+    targets: list[Tensor] = []
+
+    was_training = bool(getattr(predictor, "training", False))
+    if isinstance(predictor, torch.nn.Module):
+        predictor.eval()
+    try:
+        with torch.no_grad():
+            for batch in dataset.batches(batch_size):
+                batch = batch.to(device)
+                targets.append(batch.targets.cpu())
+                clean = batch.replace(targets=None)
+                cache = predictor.encode(clean) if reuse_latents and (
+                    "subsets" in protocols or "sample_rate" in protocols) else None
+
+                def run(dropped: MultimodalBatch, reusable: bool) -> Tensor:
+                    if cache is not None and reusable:
+                        out = predictor.predict_from_latents(cache[0], cache[1], _model_present(predictor, dropped))
+                    else:
+                        out = predictor.predict(dropped)
+                    out = torch.as_tensor(out).detach().cpu()
+                    return out.unsqueeze(1) if out.dim() == 1 else out
+
+                for p, lv, sub in conditions:
+                    if p == "subsets":
+                        dropped, reusable = keep_subset(clean, sub.split("+")), True
+                    elif p == "sample_rate":
+                        dropped, reusable = drop_samples(clean, lv, sample_gens[lv], keep_at_least_one), True
+                    else:
+                        dropped, reusable = drop_frames(clean, lv, frame_gens[lv]), False
+                    preds[(p, lv, sub)].append(run(dropped, reusable))
+    finally:
+        if isinstance(predictor, torch.nn.Module):
+            predictor.train(was_training)
+
+    if not targets:
+        raise ValueError(f"dataset {dataset_name!r}: expected at least one sample, found none")
+    y = torch.cat(targets)
+    rows: list[dict] = []
+    for p, lv, sub in conditions:
+        values = metric_fn(torch.cat(preds[(p, lv, sub)]), y)
+        for metric, value in values.items():
+            rows.append({"dataset": dataset_name, "model": model_name, "seed": int(seed), "protocol": p,
+                         "level": lv, "subset": sub, "split": split, "metric": metric, "value": float(value)})
+    if summaries:
+        rows += summary_rows(rows)
+    return rows
+
+
+# ---------------------------------------------------------------------------- AUILC
+def auilc(levels: Sequence[float], values: Sequence[float]) -> float:
+    """Trapezoid area under ``values`` vs ``levels`` (sorted by level), over the full range
+    given (TFR-Net / EMT-DLFR AUILC; include 0.0). NaN if any value is NaN; 0.0 for one level."""
+    x = np.asarray(levels, dtype=np.float64)
+    y = np.asarray(values, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1 or x.size == 0:
+        raise ValueError(f"auilc: expected two equal-length 1-D sequences, found {x.shape} and {y.shape}")
+    order = np.argsort(x)
+    x, y = x[order], y[order]
+    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2.0))
+
+
+def relative_robustness(levels: Sequence[float], values: Sequence[float]) -> float:
+    """``auilc / (value at level 0.0 x (max level - min level))``; NaN when 0.0 is not a level,
+    the range is empty, or the value at 0.0 is 0."""
+    x = np.asarray(levels, dtype=np.float64)
+    y = np.asarray(values, dtype=np.float64)
+    at0 = np.flatnonzero(np.isclose(x, 0.0, atol=1e-9))
+    span = float(x.max() - x.min()) if x.size else 0.0
+    if at0.size == 0 or span == 0.0 or y[at0[0]] == 0.0:
+        return float("nan")
+    return auilc(x, y) / (float(y[at0[0]]) * span)
+
+
+def summary_rows(rows: Iterable[dict]) -> list[dict]:
+    """AUILC and relative-robustness rows for every sweep curve in ``rows`` (one curve per
+    dataset, model, seed, split, protocol, subset, metric; numeric levels only)."""
+    curves: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
+    for r in rows:
+        lv = normalise_level(r["level"])
+        if r["protocol"] in SWEEP_PROTOCOLS and isinstance(lv, float):
+            key = (r["dataset"], r["model"], r["seed"], r["split"], r["protocol"], r["subset"], r["metric"])
+            curves[key].append((lv, float(r["value"])))
+    out = []
+    for (ds, model, seed, split, protocol, subset, metric), pts in curves.items():
+        if len({lv for lv, _ in pts}) != len(pts):
+            raise ValueError(f"summary_rows: duplicate levels in the {protocol} curve of {model!r} seed {seed} "
+                             f"metric {metric!r} on {ds!r}/{split!r}")
+        if len(pts) < 2:
+            continue
+        x, y = zip(*sorted(pts))
+        base = {"dataset": ds, "model": model, "seed": seed, "protocol": protocol, "subset": subset,
+                "split": split, "metric": metric}
+        out.append({**base, "level": AUILC_LEVEL, "value": auilc(x, y)})
+        out.append({**base, "level": RELATIVE_LEVEL, "value": relative_robustness(x, y)})
+    return [{k: r[k] for k in ROW_FIELDS} for r in out]
+
+
+# ---------------------------------------------------------------------------- oracle gap
+def oracle_gap_rows(rows: Iterable[dict], oracle: str = "oracle") -> list[dict]:
+    """Rows ``metric = "gap/<metric>"``, ``value = model value - oracle value`` for every row of
+    a non-oracle model that has an oracle row with the same dataset, seed, protocol, level,
+    subset, split and metric (synthetic benchmark: "the gap to the oracle")."""
+    rows = list(rows)
+    ref = {(r["dataset"], r["seed"], r["protocol"], normalise_level(r["level"]), r["subset"], r["split"],
+            r["metric"]): float(r["value"]) for r in rows if r["model"] == oracle}
+    out = []
+    for r in rows:
+        if r["model"] == oracle or r["metric"].startswith("gap/"):
+            continue
+        key = (r["dataset"], r["seed"], r["protocol"], normalise_level(r["level"]), r["subset"], r["split"], r["metric"])
+        if key in ref:
+            out.append({**{k: r[k] for k in ROW_FIELDS}, "metric": f"gap/{r['metric']}",
+                        "value": float(r["value"]) - ref[key]})
+    return out
+
+
+# ---------------------------------------------------------------------------- aggregation
+def aggregate(rows: Iterable[dict]) -> list[dict]:
+    """Mean, sample standard deviation (``ddof=1``; 0.0 when ``n == 1``) and ``n`` over seeds.
+
+    Rows are grouped by :data:`GROUP_FIELDS` (levels normalised, so ``0.1`` and ``"0.1"``
+    match); groups keep the order of their first row. NaN values propagate to the mean.
+
+    Raises:
+        ValueError: when a group holds the same seed twice (two sources for one number: rename
+            one model or drop the duplicate file).
+    """
+    groups: dict[tuple, list[tuple[Any, float]]] = {}
+    for r in rows:
+        key = tuple(normalise_level(r[f]) if f == "level" else r[f] for f in GROUP_FIELDS)
+        groups.setdefault(key, []).append((r["seed"], float(r["value"])))
+    out = []
+    for key, vals in groups.items():
+        seeds = [s for s, _ in vals]
+        if len(set(seeds)) != len(seeds):
+            dup = sorted({s for s in seeds if seeds.count(s) > 1}, key=str)
+            raise ValueError(f"aggregate: seed(s) {dup} appear more than once for {dict(zip(GROUP_FIELDS, key))}")
+        v = np.array([x for _, x in vals], dtype=np.float64)
+        std = float(np.std(v, ddof=1)) if v.size > 1 else 0.0
+        out.append({**dict(zip(GROUP_FIELDS, key)), "mean": float(np.mean(v)), "std": std, "n": int(v.size)})
+    return out
+
+
+# ---------------------------------------------------------------------------- CSV
+def _fmt(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def write_rows_csv(rows: Iterable[dict], path: str | Path) -> Path:
+    """Write rows (raw or aggregated) to ``path`` atomically: a temporary file in the same
+    directory, then ``os.replace``. On any failure the previous file is untouched and no
+    temporary file is left. Columns: :data:`ROW_FIELDS` (or :data:`AGG_FIELDS`) first, then any
+    extra keys in order of appearance. Floats are written with ``repr`` (exact round trip)."""
+    rows = list(rows)
+    base = AGG_FIELDS if rows and "mean" in rows[0] and "value" not in rows[0] else ROW_FIELDS
+    fields = [f for f in base if not rows or any(f in r for r in rows)] or list(base)
+    for r in rows:
+        fields += [k for k in r if k not in fields]
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(fields)
+            for r in rows:
+                w.writerow([_fmt(r.get(f)) for f in fields])
+
+    return atomic_write(path, write)
+
+
+def _parse(field: str, s: str) -> Any:
+    if field == "level":
+        return normalise_level(s)
+    if field in ("seed", "n"):
+        try:
+            return int(s)
+        except ValueError:
+            return s
+    if field in ("value", "mean", "std"):
+        return float(s) if s != "" else float("nan")
+    return s
+
+
+def read_rows_csv(path: str | Path) -> list[dict]:
+    """Read rows written by :func:`write_rows_csv` back with their types (seed/n int,
+    value/mean/std float, level float / ``None`` / summary string)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such results file")
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        cols = reader.fieldnames or []
+        need = ("value",) if "value" in cols else ("mean",)
+        missing = [f for f in ("dataset", "model", "protocol", "level", "subset", "metric") + need if f not in cols]
+        if missing:
+            raise ValueError(f"{path}: expected columns {list(ROW_FIELDS)}, missing {missing} (found {cols})")
+        return [{k: _parse(k, v) for k, v in r.items()} for r in reader]

@@ -1,0 +1,272 @@
+"""Robustness evaluator: drop-pattern determinism and sharing across models, latent reuse equal to
+the plain path, AUILC / relative robustness, aggregation over seeds, atomic CSV writes."""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+
+import numpy as np
+import pytest
+import torch
+
+from robustfusion import create_model
+from robustfusion.data.dataset import MultimodalDataset
+from robustfusion.dropping import all_subsets, drop_samples, protocol_generator, subset_name
+from robustfusion.robustness import (
+    AUILC_LEVEL,
+    RELATIVE_LEVEL,
+    aggregate,
+    auilc,
+    evaluate,
+    oracle_gap_rows,
+    read_rows_csv,
+    relative_robustness,
+    summary_rows,
+    write_rows_csv,
+)
+
+LEVELS = (0.0, 0.25, 0.5, 1.0)
+
+
+def make_dataset(n=40, task="regression", seed=0, with_absent=False) -> MultimodalDataset:
+    g = torch.Generator().manual_seed(seed)
+    feats = {"text": torch.randn(n, 6, 5, generator=g), "audio": torch.randn(n, 4, 3, generator=g),
+             "vision": torch.randn(n, 4, generator=g)}
+    fm = {"text": torch.rand(n, 6, generator=g) > 0.2}
+    fm["text"][:, 0] = True
+    present = None
+    if with_absent:
+        present = torch.rand(n, 3, generator=g) > 0.15
+    if task == "regression":
+        y = torch.randn(n, generator=g) * 1.5
+        y[:3] = 0.0
+        return MultimodalDataset(feats, y, "regression", frame_masks=fm, present=present, name="toy")
+    if task == "classification":
+        return MultimodalDataset(feats, torch.randint(0, 3, (n,), generator=g), "classification", num_outputs=3,
+                                 frame_masks=fm, name="toy3")
+    return MultimodalDataset(feats, (torch.rand(n, 4, generator=g) > 0.5).float(), "multilabel", frame_masks=fm,
+                             name="toy4")
+
+
+class Recorder:
+    """A predictor that records the presence and frame masks it was given; its prediction
+    depends on them (so metrics change with the drop pattern)."""
+
+    def __init__(self, k: int = 1, scale: float = 1.0):
+        self.k, self.scale, self.seen = k, scale, []
+
+    def predict(self, batch):
+        self.seen.append((batch.present.clone(), {m: v.clone() for m, v in batch.frame_masks.items()}))
+        x = batch.inputs["vision"].sum(1) * batch.present[:, 2] + batch.present[:, 0].float()
+        fm = batch.frame_mask("audio")
+        if fm is not None:
+            x = x + fm.float().mean(1)
+        return (self.scale * x).unsqueeze(1).repeat(1, self.k)
+
+
+def _key(r):
+    return (r["protocol"], r["level"], r["subset"], r["metric"])
+
+
+# ---------------------------------------------------------------------------- rows
+def test_rows_layout_subsets_and_sweeps():
+    ds = make_dataset()
+    rows = evaluate(Recorder(), ds, levels=LEVELS, seed=3, batch_size=16, model_name="rec")
+    subsets = {r["subset"] for r in rows if r["protocol"] == "subsets"}
+    assert subsets == {subset_name(s) for s in all_subsets(ds.modalities)} and len(subsets) == 7
+    assert all(r["level"] is None for r in rows if r["protocol"] == "subsets")
+    sweep = [r for r in rows if r["protocol"] != "subsets"]
+    assert {r["subset"] for r in sweep} == {"all"}
+    assert {r["level"] for r in sweep} == set(LEVELS) | {AUILC_LEVEL, RELATIVE_LEVEL}
+    assert {(r["dataset"], r["model"], r["seed"], r["split"]) for r in rows} == {("toy", "rec", 3, "test")}
+    n_metrics = 8
+    assert len(rows) == n_metrics * (7 + 2 * len(LEVELS) + 2 * 2)
+    assert len({_key(r) for r in rows}) == len(rows)
+
+
+def test_same_seed_same_rows_and_other_seed_differs():
+    ds = make_dataset()
+    a = evaluate(Recorder(), ds, levels=LEVELS, seed=0, batch_size=16)
+    b = evaluate(Recorder(), ds, levels=LEVELS, seed=0, batch_size=16)
+    c = evaluate(Recorder(), ds, levels=LEVELS, seed=1, batch_size=16)
+    same = lambda x, y: x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y))  # noqa: E731
+    assert all(same(x["value"], y["value"]) and _key(x) == _key(y) for x, y in zip(a, b))
+    va = {_key(r): r["value"] for r in a if r["protocol"] == "sample_rate" and r["level"] == 0.5}
+    vc = {_key(r): r["value"] for r in c if r["protocol"] == "sample_rate" and r["level"] == 0.5}
+    assert va != vc
+
+
+def test_two_models_see_identical_masks_equal_to_the_protocol_reference():
+    ds = make_dataset(n=37)
+    r1, r2 = Recorder(), Recorder(k=1, scale=-3.0)
+    evaluate(r1, ds, protocols=("sample_rate", "frame_rate", "subsets"), levels=LEVELS, seed=5, batch_size=10)
+    evaluate(r2, ds, protocols=("sample_rate", "frame_rate", "subsets"), levels=LEVELS, seed=5, batch_size=10)
+    assert len(r1.seen) == len(r2.seen) == 4 * (2 * len(LEVELS) + 7)
+    for (p1, f1), (p2, f2) in zip(r1.seen, r2.seen):
+        assert torch.equal(p1, p2)
+        assert f1.keys() == f2.keys() and all(torch.equal(f1[m], f2[m]) for m in f1)
+    # reference: one generator per (seed, protocol, level) streamed over the batches in order
+    n_cond = 2 * len(LEVELS) + 7
+    gen = protocol_generator(5, "sample_rate", 0.5)
+    for b, batch in enumerate(ds.batches(10)):
+        ref = drop_samples(batch, 0.5, gen).present
+        assert torch.equal(r1.seen[b * n_cond + LEVELS.index(0.5)][0], ref)
+        # frame_rate at 1.0 drops every frame of the sequences; vision has no frames
+        frames = r1.seen[b * n_cond + len(LEVELS) + LEVELS.index(1.0)][1]
+        assert set(frames) == {"text", "audio"} and not any(bool(v.any()) for v in frames.values())
+        # subsets: last 7 conditions of the batch, in all_subsets order
+        for j, s in enumerate(all_subsets(ds.modalities)):
+            pres = r1.seen[b * n_cond + 2 * len(LEVELS) + j][0]
+            assert torch.equal(pres, torch.tensor([m in s for m in ds.modalities]).expand_as(pres))
+
+
+def test_keep_at_least_one_never_empties_a_sample():
+    rec = Recorder()
+    evaluate(rec, make_dataset(), protocols=("sample_rate",), levels=(1.0,), keep_at_least_one=True, batch_size=16)
+    assert all(bool(p.any(1).all()) for p, _ in rec.seen)
+
+
+# ---------------------------------------------------------------------------- latent reuse
+class CountingGMC:
+    """Wraps a GMC and counts its encoder passes."""
+
+    def __init__(self, model):
+        self.model, self.encodes = model, 0
+        orig = model.encode
+
+        def encode(*a, **k):
+            self.encodes += 1
+            return orig(*a, **k)
+
+        model.encode = encode
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_latent_reuse_equals_plain_path_for_gmc(task):
+    torch.manual_seed(0)
+    ds = make_dataset(n=30, task=task, with_absent=(task == "regression"))
+    model = create_model("gmc", modality_dims=ds.modality_dims, task=ds.task, num_outputs=ds.num_outputs,
+                         hidden_dim=12, latent_dim=8)
+    model.set_fallback(0.25 if task == "regression" else 0.0)
+    assert type(model).supports_latent_reuse
+    counter = CountingGMC(model)
+    reuse = evaluate(model, ds, levels=LEVELS, batch_size=8, seed=2)
+    n_reuse = counter.encodes
+    counter.encodes = 0
+    plain = evaluate(model, ds, levels=LEVELS, batch_size=8, seed=2, reuse_latents=False)
+    n_plain = counter.encodes
+    assert len(reuse) == len(plain)
+    for a, b in zip(reuse, plain):
+        assert _key(a) == _key(b)
+        if math.isnan(b["value"]):
+            assert math.isnan(a["value"])
+        else:
+            assert a["value"] == pytest.approx(b["value"], abs=1e-6)
+    batches = 4
+    assert n_plain == batches * (7 + 2 * len(LEVELS))
+    assert n_reuse == batches * (1 + len(LEVELS))  # one encode per batch + frame-rate passes
+    assert model.training  # training mode restored
+
+
+def test_multilabel_and_metric_selection():
+    ds = make_dataset(task="multilabel")
+    rows = evaluate(Recorder(k=4), ds, protocols=("subsets",), metrics=["Avg_F1", "Happy_acc"], batch_size=64)
+    assert {r["metric"] for r in rows} == {"Avg_F1", "Happy_acc"} and len(rows) == 14
+    with pytest.raises(ValueError, match="not computed"):
+        evaluate(Recorder(k=4), ds, protocols=("subsets",), metrics=["MAE"])
+
+
+def test_bad_arguments():
+    ds = make_dataset()
+    with pytest.raises(ValueError, match="protocols"):
+        evaluate(Recorder(), ds, protocols=("dropout",))
+    with pytest.raises(ValueError, match=r"rates in \[0, 1\]"):
+        evaluate(Recorder(), ds, levels=(0.0, 1.5))
+    with pytest.raises(ValueError, match="predict"):
+        evaluate(object(), ds)
+
+
+# ---------------------------------------------------------------------------- AUILC
+def test_auilc_and_relative_robustness_reference():
+    x = [0.0, 0.1, 0.2, 0.5, 1.0]
+    y = [0.8, 0.78, 0.7, 0.6, 0.5]
+    ref = sum((x[i + 1] - x[i]) * (y[i] + y[i + 1]) / 2 for i in range(4))
+    assert auilc(x, y) == pytest.approx(ref)
+    assert auilc(x[::-1], y[::-1]) == pytest.approx(ref)  # order does not matter
+    assert relative_robustness(x, y) == pytest.approx(ref / 0.8)
+    assert relative_robustness(x, [0.7] * 5) == pytest.approx(1.0)
+    assert math.isnan(relative_robustness([0.1, 0.5], [0.7, 0.6]))  # 0.0 missing
+    assert math.isnan(auilc([0.0, 1.0], [0.1, float("nan")]))
+
+
+def test_summary_rows_match_curves():
+    rows = evaluate(Recorder(), make_dataset(), levels=LEVELS, batch_size=16, summaries=False)
+    summ = summary_rows(rows)
+    for p in ("sample_rate", "frame_rate"):
+        curve = {r["level"]: r["value"] for r in rows if r["protocol"] == p and r["metric"] == "MAE"}
+        got = {r["level"]: r["value"] for r in summ if r["protocol"] == p and r["metric"] == "MAE"}
+        xs = sorted(curve)
+        area = float(np.trapezoid([curve[v] for v in xs], xs)) if hasattr(np, "trapezoid") else \
+            float(np.trapz([curve[v] for v in xs], xs))
+        assert got[AUILC_LEVEL] == pytest.approx(area)
+        assert got[RELATIVE_LEVEL] == pytest.approx(area / curve[0.0])
+
+
+# ---------------------------------------------------------------------------- aggregate
+def _row(model, seed, value, level=0.1, metric="MAE"):
+    return {"dataset": "d", "model": model, "seed": seed, "protocol": "sample_rate", "level": level,
+            "subset": "all", "split": "test", "metric": metric, "value": value}
+
+
+def test_aggregate_numbers():
+    rows = [_row("a", 0, 1.0), _row("a", 1, 2.0), _row("a", 2, 4.5, level="0.1"), _row("b", 0, 3.0),
+            _row("a", 0, 0.5, metric="Corr")]
+    agg = aggregate(rows)
+    assert [(r["model"], r["metric"], r["n"]) for r in agg] == [("a", "MAE", 3), ("b", "MAE", 1), ("a", "Corr", 1)]
+    assert agg[0]["mean"] == pytest.approx(statistics.mean([1.0, 2.0, 4.5]))
+    assert agg[0]["std"] == pytest.approx(statistics.stdev([1.0, 2.0, 4.5]))
+    assert agg[1]["std"] == 0.0 and agg[1]["mean"] == 3.0
+    with pytest.raises(ValueError, match="more than once"):
+        aggregate([_row("a", 0, 1.0), _row("a", 0, 2.0)])
+
+
+def test_oracle_gap_rows():
+    rows = [_row("m", 0, 0.7, metric="Acc"), _row("oracle", 0, 0.9, metric="Acc"), _row("m", 1, 0.6, metric="Acc")]
+    gap = oracle_gap_rows(rows)
+    assert len(gap) == 1 and gap[0]["metric"] == "gap/Acc" and gap[0]["value"] == pytest.approx(-0.2)
+
+
+# ---------------------------------------------------------------------------- CSV
+def test_csv_round_trip(tmp_path):
+    rows = evaluate(Recorder(), make_dataset(), levels=LEVELS, batch_size=16)
+    rows[0]["value"] = float("nan")
+    path = write_rows_csv(rows, tmp_path / "sub" / "robustness.csv")
+    back = read_rows_csv(path)
+    assert len(back) == len(rows)
+    for a, b in zip(rows, back):
+        assert {k: v for k, v in a.items() if k != "value"} == {k: v for k, v in b.items() if k != "value"}
+        assert (math.isnan(a["value"]) and math.isnan(b["value"])) or a["value"] == b["value"]
+    agg = aggregate(rows)
+    back_agg = read_rows_csv(write_rows_csv(agg, tmp_path / "agg.csv"))
+    assert [r["n"] for r in back_agg] == [r["n"] for r in agg]
+    with pytest.raises(FileNotFoundError):
+        read_rows_csv(tmp_path / "none.csv")
+
+
+class Boom:
+    def __str__(self):
+        raise RuntimeError("disk full (simulated)")
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    path = tmp_path / "robustness.csv"
+    good = [_row("a", 0, 1.0), _row("a", 1, 2.0)]
+    write_rows_csv(good, path)
+    before = path.read_bytes()
+    bad = good + [_row("a", 2, 3.0) | {"subset": Boom()}]
+    with pytest.raises(RuntimeError, match="simulated"):
+        write_rows_csv(bad, path)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["robustness.csv"]
