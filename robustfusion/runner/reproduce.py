@@ -92,19 +92,23 @@ def method_config(grid: Grid, method: str, seed: int, quick: bool = False,
     return load_config(None, overrides, base=base)
 
 
-def reproduce(name: str | None = None, quick: bool = False, out: str | Path = "results",
+def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Path = "results",
               overrides: Sequence[str] = (), log=print) -> dict[str, Any]:
-    """Run grid ``name`` (default ``"synthetic"``); returns ``{"markdown", "paths", "rows", "timings"}``."""
+    """Run grid ``name`` (a name from :data:`GRIDS`, default ``"synthetic"``, or a :class:`Grid`);
+    returns ``{"markdown", "paths", "rows", "timings"}``."""
     from robustfusion.models.registry import MODELS
     from robustfusion.reporting import write_report
     from robustfusion.robustness import write_rows_csv
     from robustfusion.runner.api import evaluate_model, load_data, oracle_rows, train_run
     from robustfusion.runner.rundir import build_model_from_run
 
-    name = name or "synthetic"
-    if name not in GRIDS:
-        raise ValueError(f"unknown grid {name!r}; known: {sorted(GRIDS)}")
-    grid = GRIDS[name]
+    if isinstance(name, Grid):
+        grid, name = name, name.description or "custom"
+    else:
+        name = name or "synthetic"
+        if name not in GRIDS:
+            raise ValueError(f"unknown grid {name!r}; known: {sorted(GRIDS)}")
+        grid = GRIDS[name]
     methods = grid.quick.get("methods", grid.methods) if quick else grid.methods
     seeds = grid.quick.get("seeds", grid.seeds) if quick else grid.seeds
     skipped = [m for m in methods if METHODS[m]["model"]["name"] not in MODELS]
