@@ -1,5 +1,25 @@
-"""Datasets: `MultimodalDataset` and the loaders for published formats."""
+"""Datasets: `MultimodalDataset`, loaders for published formats, the synthetic benchmark.
+
+``load_dataset(name, path=None, split_seed=0, **options)`` returns
+``{"train", "valid", "test": MultimodalDataset}`` for any name of ``list_datasets()``.
+"""
 
 from robustfusion.data.dataset import MultimodalDataset
+from robustfusion.data.mmsa import load_mmsa
+from robustfusion.data.mosi_utterance import carve_video_splits, load_mosi_utterance
+from robustfusion.data.mult import IEMOCAP_EMOTIONS, load_mult
+from robustfusion.data.registry import DATASETS, DatasetInfo, dataset_env_var, list_datasets, load_dataset, register_dataset
+from robustfusion.data.safe_pickle import UnsafePickleError, safe_load_pickle, safe_loads_pickle
+from robustfusion.data.synthetic import (
+    DEFAULT_MODALITIES, EMOTION_NAMES, ModalitySpec, OraclePrediction, SyntheticAffect, SyntheticOracle, load_synthetic,
+    oracle_predict,
+)
+from robustfusion.data.text_features import embed_texts
 
-__all__ = ["MultimodalDataset"]
+__all__ = [
+    "MultimodalDataset", "load_dataset", "list_datasets", "register_dataset", "DatasetInfo", "DATASETS",
+    "dataset_env_var", "load_mult", "load_mmsa", "load_mosi_utterance", "carve_video_splits", "IEMOCAP_EMOTIONS",
+    "UnsafePickleError", "safe_load_pickle", "safe_loads_pickle", "SyntheticAffect", "SyntheticOracle",
+    "ModalitySpec", "DEFAULT_MODALITIES", "EMOTION_NAMES", "OraclePrediction", "oracle_predict", "load_synthetic",
+    "embed_texts",
+]

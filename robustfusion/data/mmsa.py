@@ -1,0 +1,138 @@
+"""Loader for the MMSA pickles (``aligned_50.pkl``, ``unaligned_50.pkl``, SIMS ``unaligned_39.pkl``).
+
+Format (thuiar/MMSA, Yu et al.; the files behind Self-MM, TFR-Net, EMT-DLFR): a dict
+``d[split]`` for ``split`` in ``train``/``valid``/``test``, each a dict of numpy arrays
+
+* ``text`` ``[N, L, 768]`` BERT features (``[N, L, 300]`` GloVe in older files; the size is
+  read from the array), ``text_bert`` ``[N, 3, L]`` (BERT token ids, attention mask, segment
+  ids), ``audio`` ``[N, T_a, D_a]``, ``vision`` ``[N, T_v, D_v]``;
+* ``audio_lengths`` / ``vision_lengths`` ``[N]`` (unaligned files): the number of real frames,
+  padding at the end;
+* ``regression_labels`` ``[N]`` in [-3, 3] (MOSI, MOSEI) or [-1, 1] (SIMS); SIMS also has
+  per-modality labels ``regression_labels_T`` / ``_A`` / ``_V``;
+* ``id`` and ``raw_text`` ``[N]`` strings.
+
+Frame masks: audio/vision from ``*_lengths`` (``t < length``) when present, otherwise all-zero
+frames are padding; text from the attention mask ``text_bert[:, 1]`` when its length matches
+``text``, otherwise the all-zero rule. ``meta["frame_mask_source"]`` records which rule was used.
+MMSA itself zeroes ``-inf`` audio values; ``nonfinite="zero"`` (default) does the same.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from robustfusion.data._common import (
+    SPLITS, as_float_array, as_str_ids, check_label_range, handle_nonfinite, length_mask, require_keys,
+    require_splits, zero_frame_mask,
+)
+from robustfusion.data.dataset import MultimodalDataset
+from robustfusion.data.safe_pickle import safe_load_pickle
+
+__all__ = ["load_mmsa", "MMSA_MODALITIES"]
+
+MMSA_MODALITIES = ("text", "audio", "vision")
+TEXT_FEATURE_OPTIONS = ("features", "minilm")
+
+
+def load_mmsa(path: str | Path, name: str = "mmsa", nonfinite: str = "zero",
+              label_range: tuple[float, float] = (-3.0, 3.0), text_features: str = "features",
+              text_cache_dir: str | Path | None = None,
+              splits: tuple[str, ...] = SPLITS) -> dict[str, MultimodalDataset]:
+    """Read an MMSA pickle into ``{split: MultimodalDataset}`` (modalities text/audio/vision).
+
+    Args:
+        path: the ``.pkl`` file.
+        name: dataset name stored on every split.
+        nonfinite: ``"zero"`` (default) replaces NaN/±inf by 0 (count in
+            ``meta["nonfinite_replaced"]``); ``"error"`` raises.
+        label_range: allowed range of ``regression_labels`` ([-3, 3]; SIMS uses [-1, 1]).
+        text_features: ``"features"`` (the ``text`` array, ``[N, L, D]``) or ``"minilm"``
+            (384-d MiniLM sentence embeddings of ``raw_text``, ``[N, 384]``, cached on disk in
+            ``text_cache_dir``; see :func:`robustfusion.data.text_features.embed_texts`).
+
+    Returns:
+        ``{split: MultimodalDataset}``, ``task="regression"``, targets ``[N]``. ``meta`` holds
+        ``raw_text``, ``text_bert`` (when present) and, for SIMS, ``modality_labels``
+        (``{"text"|"audio"|"vision": [N]}``), all indexed like the split.
+    """
+    if text_features not in TEXT_FEATURE_OPTIONS:
+        raise ValueError(f"text_features: expected one of {list(TEXT_FEATURE_OPTIONS)}, found {text_features!r}")
+    source = str(path)
+    data = safe_load_pickle(path)
+    require_splits(data, source, splits)
+    out: dict[str, MultimodalDataset] = {}
+    for split in splits:
+        d = data[split]
+        need = ["audio", "vision", "regression_labels"]
+        need.insert(0, "raw_text" if text_features == "minilm" else "text")
+        require_keys(d, tuple(need), source, split)
+        where = f"split {split!r}"
+        feats, masks, replaced, mask_source = {}, {}, {}, {}
+        if text_features == "features":
+            t = np.asarray(d["text"])
+            if t.ndim == 3 and t.shape[1] == 3 and np.issubdtype(t.dtype, np.integer):
+                raise ValueError(f"{source}: {where} 'text': expected features [N, L, D], found BERT token ids "
+                                 f"{t.shape}; use text_features='minilm' to embed raw_text instead")
+            feats["text"] = as_float_array(t, source, f"{where} 'text'", ndim=(3,))
+        n = None
+        for m in ("audio", "vision"):
+            feats[m] = as_float_array(d[m], source, f"{where} {m!r}", ndim=(3,))
+        for m, x in feats.items():
+            if n is None:
+                n = x.shape[0]
+            elif x.shape[0] != n:
+                raise ValueError(f"{source}: {where} {m!r}: expected {n} samples, found shape {x.shape}")
+            feats[m], replaced[m] = handle_nonfinite(x, nonfinite, source, f"{where} {m!r}")
+        y = np.asarray(d["regression_labels"], dtype=np.float32).reshape(-1)
+        if y.shape[0] != n:
+            raise ValueError(f"{source}: {where}: expected {n} regression_labels, found shape "
+                             f"{np.asarray(d['regression_labels']).shape}")
+        check_label_range(y, *label_range, source, f"{where} regression_labels")
+        # frame masks
+        for m in ("audio", "vision"):
+            key = f"{m}_lengths"
+            if key in d and d[key] is not None:
+                masks[m] = length_mask(d[key], feats[m].shape[1], n, source, f"{where} {key!r}")
+                mask_source[m] = key
+            else:
+                masks[m] = zero_frame_mask(feats[m])
+                mask_source[m] = "nonzero frames"
+        if "text" in feats:
+            tb = d.get("text_bert")
+            tb = None if tb is None else np.asarray(tb)
+            if tb is not None and tb.ndim == 3 and tb.shape[:2] == (n, 3) and tb.shape[2] == feats["text"].shape[1]:
+                masks["text"] = tb[:, 1, :] > 0
+                mask_source["text"] = "text_bert attention mask"
+            else:
+                masks["text"] = zero_frame_mask(feats["text"])
+                mask_source["text"] = "nonzero frames"
+        raw_text = [str(s) for s in np.asarray(d["raw_text"], dtype=object).reshape(-1)] if "raw_text" in d else None
+        if text_features == "minilm":
+            from robustfusion.data.text_features import embed_texts
+
+            if raw_text is None or len(raw_text) != n:
+                raise ValueError(f"{source}: {where}: expected {n} raw_text strings for text_features='minilm'")
+            feats = {"text": embed_texts(raw_text, cache_dir=text_cache_dir), **feats}
+        meta: dict[str, object] = {"source": source, "format": "mmsa", "split": split,
+                                   "nonfinite_replaced": replaced, "frame_mask_source": mask_source,
+                                   "raw_text": raw_text}
+        if "text_bert" in d:
+            meta["text_bert"] = np.asarray(d["text_bert"])
+        per_mod = {}
+        for m, suffix in (("text", "T"), ("audio", "A"), ("vision", "V")):
+            key = f"regression_labels_{suffix}"
+            if key in d:
+                ym = np.asarray(d[key], dtype=np.float32).reshape(-1)
+                check_label_range(ym, *label_range, source, f"{where} {key}")
+                per_mod[m] = ym
+        if per_mod:
+            meta["modality_labels"] = per_mod
+        out[split] = MultimodalDataset(
+            {m: feats[m] for m in MMSA_MODALITIES}, y, task="regression", num_outputs=1,
+            frame_masks={m: masks[m] for m in MMSA_MODALITIES if m in masks},
+            ids=as_str_ids(d.get("id"), n), name=name, meta=meta,
+        )
+    return out

@@ -1,0 +1,151 @@
+"""Loader for the MOSI utterance-level npz layout (bc-LSTM features, one vector per segment).
+
+Layout (Poria et al., "Context-Dependent Sentiment Analysis in User-Generated Videos", ACL 2017;
+Zadeh et al., MOSI, arXiv 1606.06259): a directory with ``<split>.npz`` files, each holding
+``segment_id``, ``video_id``, ``transcript`` ``[N]`` strings, ``sentiment`` ``[N]`` in [-3, 3],
+``text`` ``[N, 100]``, ``audio`` ``[N, 73]``, ``vision`` ``[N, 100]``. Read with
+``allow_pickle=False``.
+
+**Carving rule** for a split whose file is absent (``valid`` and/or ``test``): the distinct
+``video_id`` values of ``train.npz`` are sorted, permuted with
+``numpy.random.default_rng(split_seed).permutation``, and consumed in that order: the first
+``round(test_fraction * V)`` videos form ``test`` (only when ``test.npz`` is absent), the next
+``round(valid_fraction * V)`` form ``valid`` (only when ``valid.npz`` is absent), the rest stay in
+``train``. No video is in two splits. The chosen video ids are in ``meta["split_videos"]``.
+
+Features are standardised with the mean and standard deviation of the (carved) training part
+only (``standardize=True``, default); the statistics are in ``meta["standardize"]``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from robustfusion.data._common import SPLITS, check_label_range, handle_nonfinite
+from robustfusion.data.dataset import MultimodalDataset
+
+__all__ = ["load_mosi_utterance", "carve_video_splits", "MOSI_UTTERANCE_KEYS"]
+
+MOSI_UTTERANCE_KEYS = ("segment_id", "video_id", "transcript", "sentiment", "text", "audio", "vision")
+TEXT_FEATURE_OPTIONS = ("bclstm", "minilm")
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError) as err:
+        raise ValueError(f"{path}: expected a MOSI utterance .npz archive (keys {list(MOSI_UTTERANCE_KEYS)}), "
+                         f"but it could not be read: {err}") from err
+    missing = [k for k in MOSI_UTTERANCE_KEYS if k not in data]
+    if missing:
+        raise ValueError(f"{path}: expected keys {list(MOSI_UTTERANCE_KEYS)}, missing {missing} "
+                         f"(found {sorted(data)})")
+    n = data["sentiment"].shape[0]
+    for k in MOSI_UTTERANCE_KEYS:
+        if data[k].shape[0] != n:
+            raise ValueError(f"{path}: {k!r}: expected {n} rows (as 'sentiment'), found shape {data[k].shape}")
+    for k in ("text", "audio", "vision"):
+        if data[k].ndim != 2:
+            raise ValueError(f"{path}: {k!r}: expected [N, D] utterance features, found shape {data[k].shape}")
+    return data
+
+
+def carve_video_splits(video_ids: np.ndarray, carve: tuple[str, ...], split_seed: int = 0,
+                       valid_fraction: float = 0.15, test_fraction: float = 0.2) -> dict[str, np.ndarray]:
+    """Assign distinct videos to the splits in ``carve`` (see the module docstring's rule).
+
+    Returns ``{split: sorted array of video ids}`` for ``"train"`` and every split in ``carve``.
+    """
+    for f, what in ((valid_fraction, "valid_fraction"), (test_fraction, "test_fraction")):
+        if not 0.0 <= f < 1.0:
+            raise ValueError(f"{what}: expected a fraction in [0, 1), found {f}")
+    videos = np.array(sorted(set(np.asarray(video_ids).tolist())))
+    order = videos[np.random.default_rng(split_seed).permutation(len(videos))]
+    out, start = {}, 0
+    for split, frac in (("test", test_fraction), ("valid", valid_fraction)):
+        if split in carve:
+            k = int(round(frac * len(videos)))
+            if k < 1 or start + k >= len(videos):
+                raise ValueError(f"cannot carve {split!r} from {len(videos)} training videos with fraction {frac}")
+            out[split] = np.sort(order[start:start + k])
+            start += k
+    out["train"] = np.sort(order[start:])
+    return out
+
+
+def load_mosi_utterance(path: str | Path, split_seed: int = 0, name: str = "mosi_utterance",
+                        text_features: str = "bclstm", text_cache_dir: str | Path | None = None,
+                        valid_fraction: float = 0.15, test_fraction: float = 0.2, standardize: bool = True,
+                        nonfinite: str = "error") -> dict[str, MultimodalDataset]:
+    """Read ``<split>.npz`` files from the directory ``path`` (carving absent splits from train).
+
+    Args:
+        path: directory holding at least ``train.npz``.
+        split_seed: seed of the carving rule (module docstring).
+        text_features: ``"bclstm"`` (the file's 100-d ``text``) or ``"minilm"`` (384-d MiniLM
+            embeddings of ``transcript``, cached in ``text_cache_dir``).
+        standardize: z-score every modality with statistics of the training part.
+        nonfinite: ``"error"`` (default; the bc-LSTM features are finite) or ``"zero"``.
+
+    Returns:
+        ``{"train", "valid", "test": MultimodalDataset}`` with utterance features ``[N, D]``,
+        ``task="regression"`` targets ``[N]`` (sentiment), ids = ``segment_id``; ``meta`` holds
+        ``video_id``, ``transcript`` (indexed like the split) and ``split_videos``.
+    """
+    if text_features not in TEXT_FEATURE_OPTIONS:
+        raise ValueError(f"text_features: expected one of {list(TEXT_FEATURE_OPTIONS)}, found {text_features!r}")
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: expected a directory holding MOSI utterance <split>.npz files "
+                                "(at least train.npz), found no such directory")
+    if not (root / "train.npz").is_file():
+        raise FileNotFoundError(f"{root}: expected train.npz in the MOSI utterance directory, found "
+                                f"{sorted(p.name for p in root.iterdir())}")
+    files = {s: root / f"{s}.npz" for s in SPLITS if (root / f"{s}.npz").is_file()}
+    raw = {s: _read_npz(p) for s, p in files.items()}
+    carve = tuple(s for s in SPLITS if s not in raw)
+    split_videos: dict[str, np.ndarray] = {}
+    if carve:
+        train = raw["train"]
+        split_videos = carve_video_splits(train["video_id"], carve, split_seed, valid_fraction, test_fraction)
+        for s, vids in split_videos.items():
+            sel = np.isin(train["video_id"], vids)
+            raw[s] = {k: v[sel] for k, v in train.items()}
+    sources = {s: str(files.get(s, root / "train.npz")) for s in SPLITS}
+    feats: dict[str, dict[str, np.ndarray]] = {}
+    for s in SPLITS:
+        check_label_range(raw[s]["sentiment"].astype(np.float32), -3.0, 3.0, sources[s], "'sentiment'")
+        feats[s] = {}
+        for m in ("text", "audio", "vision"):
+            x = raw[s][m].astype(np.float32)
+            feats[s][m], _ = handle_nonfinite(x, nonfinite, sources[s], repr(m))
+    if text_features == "minilm":
+        from robustfusion.data.text_features import embed_texts
+        from robustfusion.encoders.text import load_sentence_transformer
+
+        model = load_sentence_transformer()
+        for s in SPLITS:
+            feats[s]["text"] = embed_texts([str(t) for t in raw[s]["transcript"]], cache_dir=text_cache_dir,
+                                           model=model)
+    stats = {}
+    if standardize:
+        for m in ("text", "audio", "vision"):
+            mu = feats["train"][m].mean(axis=0)
+            sd = feats["train"][m].std(axis=0)
+            sd = np.where(sd > 1e-8, sd, 1.0).astype(np.float32)
+            stats[m] = {"mean": mu, "std": sd}
+            for s in SPLITS:
+                feats[s][m] = (feats[s][m] - mu) / sd
+    out = {}
+    for s in SPLITS:
+        meta = {"source": sources[s], "format": "mosi_utterance", "split": s, "carved": s in carve,
+                "video_id": [str(v) for v in raw[s]["video_id"]],
+                "transcript": [str(t) for t in raw[s]["transcript"]],
+                "split_videos": {k: v.tolist() for k, v in split_videos.items()},
+                "split_seed": split_seed, "text_features": text_features, "standardize": stats}
+        out[s] = MultimodalDataset(feats[s], raw[s]["sentiment"].astype(np.float32), task="regression",
+                                   num_outputs=1, ids=[str(i) for i in raw[s]["segment_id"]], name=name, meta=meta)
+    return out

@@ -1,0 +1,123 @@
+"""Dataset registry: ``load_dataset(name, path=None, split_seed=0, **options)``.
+
+Every loader returns ``{"train", "valid", "test": MultimodalDataset}`` with ``.name`` = the
+registry name. ``path`` is the ``.pkl`` file (MulT / MMSA formats) or the directory
+(``mosi_utterance``); when it is ``None`` for a real dataset, the environment variable
+``ROBUSTFUSION_DATA_<NAME>`` (e.g. ``ROBUSTFUSION_DATA_MOSEI_MULT``) is used; for
+``mosi_utterance`` also ``ROBUSTFUSION_MOSI_DIR``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from robustfusion.data.dataset import MultimodalDataset
+
+__all__ = ["DatasetInfo", "DATASETS", "register_dataset", "load_dataset", "list_datasets", "dataset_env_var"]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A registered dataset: its loader, whether it needs a path, defaults and a description."""
+
+    name: str
+    loader: Callable[..., dict[str, MultimodalDataset]]
+    needs_path: bool
+    description: str
+    defaults: dict = field(default_factory=dict)
+    path_kind: str = "file"
+    extra_env: tuple[str, ...] = ()
+
+
+DATASETS: dict[str, DatasetInfo] = {}
+
+
+def register_dataset(info: DatasetInfo) -> DatasetInfo:
+    if info.name in DATASETS:
+        raise ValueError(f"dataset {info.name!r} is already registered")
+    DATASETS[info.name] = info
+    return info
+
+
+def dataset_env_var(name: str) -> str:
+    """``ROBUSTFUSION_DATA_<NAME>`` (upper case, non-alphanumerics as ``_``)."""
+    return "ROBUSTFUSION_DATA_" + "".join(c if c.isalnum() else "_" for c in name.upper())
+
+
+def list_datasets() -> list[str]:
+    """Registered dataset names."""
+    return sorted(DATASETS)
+
+
+def load_dataset(name: str, path: str | Path | None = None, split_seed: int = 0,
+                 **options) -> dict[str, MultimodalDataset]:
+    """Load the registered dataset ``name`` into ``{"train", "valid", "test": MultimodalDataset}``.
+
+    Args:
+        name: one of :func:`list_datasets` (``"synthetic"``, ``"mosi_utterance"``,
+            ``"mosi_mult"``, ``"mosei_mult"``, ``"iemocap_mult"``, ``"mosi_mmsa"``,
+            ``"mosei_mmsa"``, ``"sims_mmsa"``).
+        path: the ``.pkl`` file or the ``mosi_utterance`` directory; ``None`` reads
+            ``ROBUSTFUSION_DATA_<NAME>``. Unused (must be ``None``) for ``"synthetic"``.
+        split_seed: seed of the video-grouped carving of absent splits (``mosi_utterance``).
+        **options: loader options (``nonfinite``, ``text_features``, synthetic ``n_train``,
+            ``seed``, ``target`` ...); an unknown option is a ``ValueError`` naming the valid ones.
+    """
+    import inspect
+
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {list_datasets()}")
+    info = DATASETS[name]
+    if info.needs_path and path is None:
+        for var in (dataset_env_var(name), *info.extra_env):
+            if os.environ.get(var):
+                path = os.environ[var]
+                break
+        else:
+            raise ValueError(
+                f"dataset {name!r} needs the {info.path_kind} of its data: pass data.path=... (config) / "
+                f"path=... (Python) or set the environment variable {dataset_env_var(name)}"
+            )
+    kwargs = {**info.defaults, **options}
+    params = inspect.signature(info.loader).parameters
+    if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        valid = sorted(p for p in params if p not in ("path", "split_seed", "name"))
+        unknown = sorted(k for k in options if k not in params or k in ("path", "split_seed"))
+        if unknown:
+            raise ValueError(f"dataset {name!r}: unknown options {unknown}; valid options {valid}")
+    kwargs.setdefault("name", name)
+    if "split_seed" in params:
+        kwargs["split_seed"] = split_seed
+    if info.needs_path:
+        data = info.loader(path, **kwargs)
+    else:
+        data = info.loader(**kwargs)
+    for ds in data.values():
+        ds.name = kwargs["name"]
+    return data
+
+
+def _register_builtin() -> None:
+    from robustfusion.data.mmsa import load_mmsa
+    from robustfusion.data.mosi_utterance import load_mosi_utterance
+    from robustfusion.data.mult import load_mult
+    from robustfusion.data.synthetic import load_synthetic
+
+    register_dataset(DatasetInfo("synthetic", load_synthetic, False,
+                                 "embedded synthetic affect benchmark with a Bayes-optimal oracle"))
+    register_dataset(DatasetInfo("mosi_utterance", load_mosi_utterance, True,
+                                 "CMU-MOSI utterance-level bc-LSTM features (<split>.npz directory)",
+                                 path_kind="directory", extra_env=("ROBUSTFUSION_MOSI_DIR",)))
+    for ds, fname in (("mosi", "mosi_data.pkl"), ("mosei", "mosei_senti_data.pkl"), ("iemocap", "iemocap_data.pkl")):
+        register_dataset(DatasetInfo(f"{ds}_mult", load_mult, True, f"MulT pickle ({fname} or *_noalign.pkl)",
+                                     path_kind=f".pkl file ({fname})"))
+    for ds, rng in (("mosi", (-3.0, 3.0)), ("mosei", (-3.0, 3.0)), ("sims", (-1.0, 1.0))):
+        fname = "unaligned_39.pkl" if ds == "sims" else "aligned_50.pkl / unaligned_50.pkl"
+        register_dataset(DatasetInfo(f"{ds}_mmsa", load_mmsa, True, f"MMSA pickle ({fname})",
+                                     defaults={"label_range": rng}, path_kind=f".pkl file ({fname})"))
+
+
+_register_builtin()

