@@ -1,0 +1,201 @@
+"""Modality-dropping protocols: subsets, sample-level rates, frame-level rates, train-time dropout."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from robustfusion import MultimodalBatch
+from robustfusion.dropping import (
+    PROTOCOLS,
+    ModalityDropout,
+    all_subsets,
+    drop_frames,
+    drop_samples,
+    keep_subset,
+    protocol_generator,
+    protocol_seed,
+    subset_name,
+)
+
+MODS = ("text", "audio", "vision")
+
+
+def _batch(b: int = 8, t: int = 5, present=None, frame_masks=None) -> MultimodalBatch:
+    g = torch.Generator().manual_seed(0)
+    inputs = {"text": torch.randn(b, t, 2, generator=g), "audio": torch.randn(b, 3, generator=g),
+              "vision": torch.randn(b, t + 1, 2, generator=g)}
+    return MultimodalBatch(inputs, present=present, frame_masks=frame_masks)
+
+
+# --------------------------------------------------------------------------- subsets
+def test_all_subsets_smallest_first_in_modality_order():
+    subsets = all_subsets(MODS)
+    assert subsets == [("text",), ("audio",), ("vision",), ("text", "audio"), ("text", "vision"),
+                       ("audio", "vision"), ("text", "audio", "vision")]
+    assert len(all_subsets(["a", "b", "c", "d", "e"])) == 2**5 - 1
+    assert subset_name(("text", "audio")) == "text+audio"
+    assert set(PROTOCOLS) == {"subsets", "sample_rate", "frame_rate"}
+
+
+def test_keep_subset_marks_only_the_others_absent():
+    present = torch.ones(8, 3, dtype=torch.bool)
+    present[0, 0] = False  # already missing text: stays missing
+    batch = _batch(present=present)
+    kept = keep_subset(batch, ["text", "vision"])
+    expected = present.clone()
+    expected[:, 1] = False
+    assert torch.equal(kept.present, expected)
+    assert torch.equal(batch.present, present)  # the input batch is unchanged
+    for m in MODS:  # features untouched: "missing" is a mask only
+        assert kept.inputs[m] is batch.inputs[m]
+    assert not keep_subset(batch, []).present.any()
+    with pytest.raises(ValueError, match=r"unknown modalities \['depth'\].*'text'"):
+        keep_subset(batch, ["text", "depth"])
+
+
+# --------------------------------------------------------------------------- sample-level rate
+def test_drop_samples_rate_0_keeps_all_and_rate_1_drops_all():
+    present = torch.rand(16, 3, generator=torch.Generator().manual_seed(1)) < 0.7
+    batch = _batch(16, present=present)
+    assert torch.equal(drop_samples(batch, 0.0, torch.Generator().manual_seed(0)).present, present)
+    assert not drop_samples(batch, 1.0, torch.Generator().manual_seed(0)).present.any()
+
+
+def test_drop_samples_never_adds_a_modality():
+    present = torch.rand(64, 3, generator=torch.Generator().manual_seed(2)) < 0.5
+    batch = _batch(64, present=present)
+    for keep in (False, True):
+        out = drop_samples(batch, 0.5, torch.Generator().manual_seed(3), keep_at_least_one=keep).present
+        assert not (out & ~present).any()
+
+
+def test_keep_at_least_one_never_leaves_a_sample_empty():
+    present = torch.rand(200, 3, generator=torch.Generator().manual_seed(4)) < 0.6
+    present[0] = False  # a sample that had nothing stays empty (nothing to keep)
+    batch = _batch(200, present=present)
+    for rate in (0.5, 0.9, 1.0):
+        out = drop_samples(batch, rate, torch.Generator().manual_seed(5), keep_at_least_one=True).present
+        had_any = present.any(dim=1)
+        assert torch.equal(out.any(dim=1), had_any)
+        assert not (out & ~present).any()  # the kept modality is one the sample had
+    out = drop_samples(batch, 1.0, torch.Generator().manual_seed(5), keep_at_least_one=True).present
+    assert torch.equal(out.sum(dim=1), present.any(dim=1).long())  # at rate 1 exactly one survives
+    # the rescued modality is chosen among all of them, not always the first
+    assert (out[:, 1:] & present[:, 1:]).any()
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.5, 0.8])
+def test_drop_samples_empirical_rate(rate):
+    batch = _batch(8000)
+    out = drop_samples(batch, rate, protocol_generator(0, "sample_rate", rate)).present
+    dropped = 1.0 - out.float().mean(dim=0)  # per modality
+    assert torch.allclose(dropped, torch.full((3,), rate), atol=0.025), dropped
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.5])
+def test_rates_outside_0_1_raise(rate):
+    with pytest.raises(ValueError, match=r"sample_rate.*\[0, 1\].*found"):
+        drop_samples(_batch(), rate)
+    with pytest.raises(ValueError, match=r"frame_rate.*\[0, 1\].*found"):
+        drop_frames(_batch(), rate)
+    with pytest.raises(ValueError, match=r"modality dropout p.*\[0, 1\].*found"):
+        ModalityDropout(rate)
+
+
+# --------------------------------------------------------------------------- frame-level rate
+def _frame_generators(seed: int, level: float, mods=MODS) -> dict[str, torch.Generator]:
+    return {m: protocol_generator(seed, "frame_rate", level, m) for m in mods}
+
+
+def test_drop_frames_touches_only_sequences_and_frame_masks():
+    batch = _batch()
+    out = drop_frames(batch, 0.5, _frame_generators(0, 0.5))
+    assert out.frame_mask("audio") is None  # [B, D] modality untouched
+    assert out.frame_mask("text").shape == (8, 5) and out.frame_mask("vision").shape == (8, 6)
+    assert torch.equal(out.present, batch.present)
+    for m in MODS:
+        assert out.inputs[m] is batch.inputs[m]
+
+
+def test_drop_frames_rate_0_and_1_and_existing_masks():
+    fm = torch.ones(8, 5, dtype=torch.bool)
+    fm[:, 3:] = False  # padding
+    batch = _batch(frame_masks={"text": fm})
+    kept = drop_frames(batch, 0.0, _frame_generators(0, 0.0))
+    assert torch.equal(kept.frame_mask("text"), fm) and bool(kept.frame_mask("vision").all())
+    gone = drop_frames(batch, 1.0, _frame_generators(0, 1.0))
+    assert not gone.frame_mask("text").any() and not gone.frame_mask("vision").any()
+    half = drop_frames(batch, 0.5, _frame_generators(0, 0.5))
+    assert not (half.frame_mask("text") & ~fm).any()  # padding never becomes observed
+
+
+def test_drop_frames_empirical_rate():
+    batch = _batch(4000)
+    out = drop_frames(batch, 0.3, _frame_generators(1, 0.3))
+    for m in ("text", "vision"):
+        assert abs(1.0 - out.frame_mask(m).float().mean().item() - 0.3) < 0.02
+
+
+def test_per_modality_generators_are_independent():
+    batch = _batch(32)
+    base = drop_frames(batch, 0.5, _frame_generators(0, 0.5))
+    other = _frame_generators(0, 0.5)
+    other["text"] = protocol_generator(99, "frame_rate", 0.5, "text")
+    changed = drop_frames(batch, 0.5, other)
+    assert torch.equal(changed.frame_mask("vision"), base.frame_mask("vision"))
+    assert not torch.equal(changed.frame_mask("text"), base.frame_mask("text"))
+    # a modality's pattern does not depend on which other modalities are dropped with it
+    only_vision = drop_frames(batch, 0.5, _frame_generators(0, 0.5), modalities=["vision"])
+    assert torch.equal(only_vision.frame_mask("vision"), base.frame_mask("vision"))
+    assert only_vision.frame_mask("text") is None
+
+
+# --------------------------------------------------------------------------- determinism
+def test_protocol_generator_is_deterministic_and_distinct():
+    draw = lambda *key: torch.rand(64, generator=protocol_generator(*key))  # noqa: E731
+    assert torch.equal(draw(0, "sample_rate", 0.3), draw(0, "sample_rate", 0.3))
+    assert protocol_seed(0, "sample_rate", 0.3) == protocol_seed(0, "sample_rate", 0.3)
+    distinct = [(0, "sample_rate", 0.3), (1, "sample_rate", 0.3), (0, "sample_rate", 0.4),
+                (0, "frame_rate", 0.3), (0, "sample_rate", 0.3, "text"), (0, "sample_rate", 0.3, "audio")]
+    draws = [draw(*k) for k in distinct]
+    for i in range(len(draws)):
+        for j in range(i + 1, len(draws)):
+            assert not torch.equal(draws[i], draws[j]), (distinct[i], distinct[j])
+    assert protocol_seed(0, "subsets", "text+audio") != protocol_seed(0, "subsets", "text")
+    assert 0 <= protocol_seed(2**40, "frame_rate", 1.0, "vision")
+
+
+def test_two_calls_with_the_same_protocol_key_give_identical_masks():
+    batch = _batch(64)
+    for seed, level in ((0, 0.3), (7, 0.6)):
+        a = drop_samples(batch, level, protocol_generator(seed, "sample_rate", level), keep_at_least_one=True)
+        b = drop_samples(batch, level, protocol_generator(seed, "sample_rate", level), keep_at_least_one=True)
+        assert torch.equal(a.present, b.present)
+        fa = drop_frames(batch, level, _frame_generators(seed, level))
+        fb = drop_frames(batch, level, _frame_generators(seed, level))
+        assert all(torch.equal(fa.frame_mask(m), fb.frame_mask(m)) for m in ("text", "vision"))
+    s0 = drop_samples(batch, 0.5, protocol_generator(0, "sample_rate", 0.5)).present
+    s1 = drop_samples(batch, 0.5, protocol_generator(1, "sample_rate", 0.5)).present
+    assert not torch.equal(s0, s1)
+    l1 = drop_samples(batch, 0.5, protocol_generator(0, "sample_rate", 0.55)).present
+    assert not torch.equal(s0, l1)
+
+
+# --------------------------------------------------------------------------- train-time dropout
+def test_modality_dropout():
+    batch = _batch(4000)
+    assert ModalityDropout(0.0)(batch) is batch
+    out = ModalityDropout(0.3, keep_at_least_one=False)(batch, torch.Generator().manual_seed(0)).present
+    assert torch.allclose(1.0 - out.float().mean(dim=0), torch.full((3,), 0.3), atol=0.03)
+    never_empty = ModalityDropout(0.7)(batch, torch.Generator().manual_seed(0)).present
+    assert bool(never_empty.any(dim=1).all())
+    assert not ModalityDropout(1.0, keep_at_least_one=False)(batch).present.any()
+    per_mod = ModalityDropout({"audio": 1.0}, keep_at_least_one=False)(batch, torch.Generator().manual_seed(0))
+    assert not per_mod.present[:, 1].any() and bool(per_mod.present[:, [0, 2]].all())
+    with pytest.raises(ValueError, match=r"p\['audio'\].*found 2"):
+        ModalityDropout({"audio": 2.0})
+    a = ModalityDropout(0.5)(batch, torch.Generator().manual_seed(3)).present
+    b = ModalityDropout(0.5)(batch, torch.Generator().manual_seed(3)).present
+    assert torch.equal(a, b)
+    assert torch.equal(ModalityDropout(0.5).probabilities(MODS), torch.full((3,), 0.5))
