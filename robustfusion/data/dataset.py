@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from robustfusion.batch import MultimodalBatch
+from robustfusion.losses.supervised import TASKS
 
 __all__ = ["MultimodalDataset"]
 
@@ -42,17 +43,43 @@ class MultimodalDataset(torch.utils.data.Dataset):
                  num_outputs: int | None = None, frame_masks: Mapping[str, object] | None = None,
                  present=None, ids: Sequence[str] | None = None, name: str = "dataset",
                  meta: Mapping[str, object] | None = None) -> None:
-        self.features = {k: _tensor(v, torch.float32) for k, v in features.items()}
-        if not self.features:
+        if task not in TASKS:
+            raise ValueError(f"task: expected one of {TASKS}, found {task!r}")
+        raw = {k: _tensor(v) for k, v in features.items()}
+        if not raw:
             raise ValueError("MultimodalDataset: expected at least one modality, found none")
-        n = next(iter(self.features.values())).shape[0]
-        for k, v in self.features.items():
+        n = next(iter(raw.values())).shape[0] if next(iter(raw.values())).dim() > 0 else -1
+        for k, v in raw.items():
+            if v.dim() not in (2, 3):
+                raise ValueError(f"modality {k!r}: expected [N, D] or [N, T, D], found shape {tuple(v.shape)}")
             if v.shape[0] != n:
                 raise ValueError(f"modality {k!r}: expected {n} samples, found shape {tuple(v.shape)}")
-        tdtype = torch.long if task == "classification" else torch.float32
-        self.targets = _tensor(targets, tdtype)
-        if self.targets.shape[0] != n:
-            raise ValueError(f"targets: expected {n} samples, found shape {tuple(self.targets.shape)}")
+            if v.dtype == torch.bool or v.is_complex():
+                raise ValueError(f"modality {k!r}: expected real-valued features, found dtype {v.dtype}")
+        self.features = {k: v.to(torch.float32) for k, v in raw.items()}
+        for k, v in self.features.items():
+            finite = torch.isfinite(v)
+            if not bool(finite.all()):
+                raise ValueError(f"modality {k!r}: expected finite features, found {int((~finite).sum())} "
+                                 "NaN/inf values; clean them with robustfusion.replace_nonfinite (or the "
+                                 "loader's nonfinite option)")
+        raw_targets = _tensor(targets)
+        if raw_targets.dim() == 0 or raw_targets.shape[0] != n:
+            raise ValueError(f"targets: expected {n} samples, found shape {tuple(raw_targets.shape)}")
+        if task == "classification":
+            if raw_targets.dim() != 1:
+                raise ValueError(f"classification targets: expected class indices of shape ({n},), "
+                                 f"found {tuple(raw_targets.shape)}")
+            if raw_targets.dtype.is_floating_point and not bool((raw_targets == raw_targets.round()).all()):
+                raise ValueError("classification targets: expected integer class indices, found "
+                                 "non-integer values")
+            self.targets = raw_targets.to(torch.long)
+            if n > 0 and int(self.targets.min()) < 0:
+                raise ValueError(f"classification targets: expected classes >= 0, found {int(self.targets.min())}")
+        else:
+            self.targets = raw_targets.to(torch.float32)
+            if not bool(torch.isfinite(self.targets).all()):
+                raise ValueError(f"{task} targets: expected finite values, found NaN or inf")
         self.task = task
         if num_outputs is None:
             if task == "classification":
@@ -62,9 +89,30 @@ class MultimodalDataset(torch.utils.data.Dataset):
             else:
                 num_outputs = 1
         self.num_outputs = int(num_outputs)
-        self.frame_masks = {k: _tensor(v).bool() for k, v in (frame_masks or {}).items()}
-        self.present = None if present is None else _tensor(present).bool()
+        if task == "classification" and n > 0 and int(self.targets.max()) >= self.num_outputs:
+            raise ValueError(f"classification targets: expected classes in [0, {self.num_outputs - 1}], "
+                             f"found {int(self.targets.max())}")
+        self.frame_masks = {}
+        for k, v in (frame_masks or {}).items():
+            if k not in self.features:
+                raise ValueError(f"frame mask given for unknown modality {k!r}; expected one of {list(self.features)}")
+            x = self.features[k]
+            if x.dim() != 3:
+                raise ValueError(f"frame mask of {k!r}: modality is not a sequence (shape {tuple(x.shape)})")
+            fm = _tensor(v)
+            if tuple(fm.shape) != tuple(x.shape[:2]):
+                raise ValueError(f"frame mask of {k!r}: expected shape {tuple(x.shape[:2])}, found {tuple(fm.shape)}")
+            self.frame_masks[k] = fm.bool()
+        self.present = None
+        if present is not None:
+            pm = _tensor(present)
+            if tuple(pm.shape) != (n, len(self.features)):
+                raise ValueError(f"present: expected shape ({n}, {len(self.features)}) for modalities "
+                                 f"{list(self.features)}, found {tuple(pm.shape)}")
+            self.present = pm.bool()
         self.ids = list(ids) if ids is not None else [str(i) for i in range(n)]
+        if len(self.ids) != n:
+            raise ValueError(f"ids: expected {n} identifiers, found {len(self.ids)}")
         self.name = name
         self.meta = dict(meta or {})
 
