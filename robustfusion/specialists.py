@@ -1,0 +1,306 @@
+"""Per-subset specialists: one dedicated predictor per modality subset, a reference row for
+robustness tables ("what a model trained for exactly this subset reaches").
+
+Two kinds, both fitted on the training split and selected on the validation split:
+
+* **ridge** (:func:`fit_ridge_specialist`): closed-form ridge regression on standardised
+  utterance features. Sequence modalities are mean-pooled over their observed frames, the
+  subset's modalities concatenated, every feature standardised with training statistics, and
+  ``alpha`` chosen from a grid by the validation score (MAE for regression, error rate
+  otherwise). Classification regresses one-hot targets (argmax decides); multilabel regresses
+  the 0/1 labels and returns ``score - 0.5`` so that the metrics' logit threshold 0 equals a
+  0.5 threshold on the ridge score.
+* **model** (:func:`train_subset_model`): any registered model built on the subset's
+  modalities only, trained with Adam and early stopping on the validation primary metric
+  (MAE for regression; :func:`robustfusion.metrics.primary_metric` otherwise).
+
+Every specialist has ``predict(batch) -> [B, K]`` and reads only its own modalities, so the
+robustness evaluator (or :func:`specialist_rows`) can score it on the matching ``subsets`` row.
+Absent modalities inside a specialist's own subset (not the case in the ``subsets`` protocol)
+are mean-imputed (ridge) or handled by the model's own rule; a sample with none of them present
+gets the training fallback.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from robustfusion.batch import MultimodalBatch
+from robustfusion.data.dataset import MultimodalDataset
+from robustfusion.dropping import all_subsets, keep_subset, subset_name
+from robustfusion.encoders.pooling import masked_mean
+from robustfusion.metrics import compute_metrics, higher_is_better, primary_metric
+from robustfusion.models.base import MultimodalModel
+from robustfusion.models.registry import create_model
+
+__all__ = ["DEFAULT_ALPHAS", "RidgeSpecialist", "ModelSpecialist", "pooled_features", "fit_ridge_specialist",
+           "train_subset_model", "fit_specialists", "specialist_rows", "restrict_modalities"]
+
+#: Ridge penalties tried on the validation split.
+DEFAULT_ALPHAS: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)
+
+
+def _subset(subset: str | Iterable[str]) -> tuple[str, ...]:
+    return tuple(subset.split("+")) if isinstance(subset, str) else tuple(subset)
+
+
+def _check_subset(subset: tuple[str, ...], dataset: MultimodalDataset) -> None:
+    unknown = [m for m in subset if m not in dataset.modalities]
+    if not subset or unknown:
+        raise ValueError(f"subset {list(subset)}: expected a non-empty subset of {list(dataset.modalities)}"
+                         + (f", found unknown {unknown}" if unknown else ""))
+
+
+def pooled_features(batch: MultimodalBatch, modalities: Sequence[str]) -> tuple[Tensor, Tensor]:
+    """``(x [B, sum D_m], present [B, M])``: each modality mean-pooled over its observed frames
+    (``[B, D]`` inputs unchanged), concatenated in ``modalities`` order."""
+    parts = []
+    for m in modalities:
+        x = batch.inputs[m]
+        parts.append(masked_mean(x, batch.frame_mask(m)) if x.dim() == 3 else x)
+    present = torch.stack([batch.present_mask(m) for m in modalities], dim=1)
+    return torch.cat(parts, dim=-1), present
+
+
+def _targets_matrix(targets: Tensor, task: str, k: int) -> Tensor:
+    if task == "classification":
+        return torch.nn.functional.one_hot(targets.long(), k).double()
+    return targets.double().reshape(len(targets), -1)
+
+
+def _fallback(train: MultimodalDataset, k: int) -> Tensor:
+    t = train.targets
+    if train.task == "regression":
+        return t.float().reshape(len(t), -1).mean(0)
+    if train.task == "classification":
+        freq = torch.bincount(t, minlength=k).float() + 1.0
+        return (freq / freq.sum()).log()
+    p = t.float().mean(0).clamp(1e-3, 1 - 1e-3)
+    return (p / (1 - p)).log()
+
+
+@dataclass
+class RidgeSpecialist:
+    """A fitted ridge predictor for one modality subset (see the module docstring).
+
+    Attributes:
+        modalities: the subset, in dataset order.
+        task, num_outputs: as the dataset's.
+        mean, std: ``[F]`` training statistics of the pooled features.
+        weight, bias: ``[F, K]`` and ``[K]`` on standardised features.
+        alpha: the selected penalty; ``val_scores``: ``{alpha: validation score}`` (lower is better).
+        dims: ``[M]`` feature size of each modality (for mean imputation of absent ones).
+        fallback: ``[K]`` prediction when none of ``modalities`` is present.
+    """
+
+    modalities: tuple[str, ...]
+    task: str
+    num_outputs: int
+    mean: Tensor
+    std: Tensor
+    weight: Tensor
+    bias: Tensor
+    alpha: float
+    dims: tuple[int, ...]
+    fallback: Tensor
+    val_scores: dict[float, float] = field(default_factory=dict)
+
+    def standardise(self, batch: MultimodalBatch) -> tuple[Tensor, Tensor]:
+        x, present = pooled_features(batch, self.modalities)
+        z = (x.double() - self.mean) / self.std
+        cols = torch.repeat_interleave(present, torch.tensor(self.dims, device=present.device), dim=1)
+        return torch.where(cols, z, torch.zeros_like(z)), present  # absent -> training mean
+
+    def scores(self, batch: MultimodalBatch) -> Tensor:
+        z, _ = self.standardise(batch)
+        return z @ self.weight + self.bias
+
+    def predict(self, batch: MultimodalBatch) -> Tensor:
+        """``[B, K]`` float32: regression values, class scores (argmax) or multilabel logits-like
+        ``score - 0.5``."""
+        z, present = self.standardise(batch)
+        s = z @ self.weight + self.bias
+        if self.task == "multilabel":
+            s = s - 0.5
+        none = ~present.any(dim=1, keepdim=True)
+        return torch.where(none, self.fallback.double().expand_as(s), s).float()
+
+
+def _val_score(task: str, scores: Tensor, targets: Tensor) -> float:
+    """Lower is better: MAE (regression), error rate (classification, multilabel at 0.5)."""
+    if task == "regression":
+        return float((scores - targets.double().reshape(scores.shape)).abs().mean())
+    if task == "classification":
+        return float((scores.argmax(1) != targets.long()).double().mean())
+    return float(((scores > 0.5).double() != targets.double()).double().mean())
+
+
+def fit_ridge_specialist(train: MultimodalDataset, val: MultimodalDataset, subset: str | Iterable[str],
+                         alphas: Sequence[float] = DEFAULT_ALPHAS) -> RidgeSpecialist:
+    """Fit ridge regressions for every ``alpha`` on ``train`` and keep the one with the best
+    validation score; closed form through one eigendecomposition of ``X^T X`` (float64).
+
+    Raises:
+        ValueError: an unknown or empty subset, an empty alpha grid or a negative alpha.
+    """
+    subset = _subset(subset)
+    _check_subset(subset, train)
+    mods = tuple(m for m in train.modalities if m in subset)
+    if not alphas or any(a < 0 for a in alphas):
+        raise ValueError(f"alphas: expected a non-empty grid of penalties >= 0, found {list(alphas)}")
+    k = train.num_outputs
+    x, present = pooled_features(train.full_batch(), mods)
+    x = x.double()
+    dims = tuple(train.modality_dims[m] for m in mods)
+    cols = torch.repeat_interleave(present, torch.tensor(dims), dim=1)
+    n_obs = cols.double().sum(0).clamp_min(1.0)
+    mean = (x * cols).sum(0) / n_obs
+    var = (((x - mean) * cols) ** 2).sum(0) / n_obs
+    std = torch.where(var > 1e-12, var.sqrt(), torch.ones_like(var))
+    z = torch.where(cols, (x - mean) / std, torch.zeros_like(x))
+    y = _targets_matrix(train.targets, train.task, k)
+    bias = y.mean(0)
+    evals, evecs = torch.linalg.eigh(z.T @ z)
+    proj = evecs.T @ (z.T @ (y - bias))  # [F, K]
+    fallback = _fallback(train, k)
+    best: RidgeSpecialist | None = None
+    best_score = math.inf
+    scores_by_alpha: dict[float, float] = {}
+    for alpha in alphas:
+        weight = evecs @ (proj / (evals.clamp_min(0.0) + alpha).clamp_min(1e-12).unsqueeze(1))
+        cand = RidgeSpecialist(mods, train.task, k, mean, std, weight, bias, float(alpha), dims, fallback)
+        score = _val_score(train.task, cand.scores(val.full_batch()), val.targets)
+        scores_by_alpha[float(alpha)] = score
+        if best is None or score < best_score:  # ties keep the earlier alpha of the grid
+            best, best_score = cand, score
+    assert best is not None
+    best.val_scores = scores_by_alpha
+    return best
+
+
+def restrict_modalities(dataset: MultimodalDataset, modalities: Iterable[str]) -> MultimodalDataset:
+    """The same samples with only ``modalities`` (dataset order kept)."""
+    mods = [m for m in dataset.modalities if m in set(modalities)]
+    cols = [dataset.modalities.index(m) for m in mods]
+    return MultimodalDataset({m: dataset.features[m] for m in mods}, dataset.targets, dataset.task,
+                             dataset.num_outputs, {m: v for m, v in dataset.frame_masks.items() if m in mods},
+                             None if dataset.present is None else dataset.present[:, cols], dataset.ids,
+                             dataset.name, dataset.meta)
+
+
+@dataclass
+class ModelSpecialist:
+    """A trained model on one subset's modalities; ``predict(batch)`` reads only those."""
+
+    modalities: tuple[str, ...]
+    model: MultimodalModel
+    best_epoch: int
+    best_score: float
+    history: list[float] = field(default_factory=list)
+
+    def predict(self, batch: MultimodalBatch) -> Tensor:
+        return self.model.predict(batch.to(self.model.fallback.device)).cpu()
+
+
+@torch.no_grad()
+def _predict_all(model: MultimodalModel, dataset: MultimodalDataset, batch_size: int, device) -> Tensor:
+    return torch.cat([model.predict(b.to(device)).cpu() for b in dataset.batches(batch_size)])
+
+
+def train_subset_model(model_name: str, train: MultimodalDataset, val: MultimodalDataset,
+                       subset: str | Iterable[str], *, seed: int = 0, epochs: int = 30, lr: float = 1e-3,
+                       weight_decay: float = 0.0, batch_size: int = 32, patience: int = 5,
+                       device: str | torch.device = "cpu", **model_kwargs) -> ModelSpecialist:
+    """Train ``create_model(model_name, modality_dims=<subset only>, ...)`` with Adam.
+
+    Early stopping: after every epoch the validation primary metric (MAE for regression) is
+    computed; training stops after ``patience`` epochs without improvement and the best
+    weights are restored. The fallback is the training target mean (regression), log class
+    frequencies (classification) or label-frequency logits (multilabel).
+
+    Raises:
+        ValueError: an unknown or empty subset, ``epochs < 1``.
+    """
+    subset = _subset(subset)
+    _check_subset(subset, train)
+    if epochs < 1:
+        raise ValueError(f"epochs: expected >= 1, found {epochs}")
+    tr, va = restrict_modalities(train, subset), restrict_modalities(val, subset)
+    torch.manual_seed(seed)
+    model = create_model(model_name, modality_dims=tr.modality_dims, task=tr.task, num_outputs=tr.num_outputs,
+                         **model_kwargs).to(device)
+    model.set_fallback(_fallback(tr, tr.num_outputs))
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    metric = primary_metric(tr.task)
+    sign = -1.0 if higher_is_better(metric) else 1.0  # minimise sign * value
+    gen = torch.Generator().manual_seed(seed)
+    best_state, best, best_epoch, history = None, math.inf, -1, []
+    for epoch in range(epochs):
+        model.train()
+        for batch in tr.batches(batch_size, shuffle=True, generator=gen):
+            out = model(batch.to(device))
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            opt.step()
+        value = compute_metrics(tr.task, _predict_all(model, va, 256, device), va.targets)[metric]
+        history.append(value)
+        score = sign * value if math.isfinite(value) else math.inf
+        if score < best:
+            best, best_epoch, best_state = score, epoch, copy.deepcopy(model.state_dict())
+        elif epoch - best_epoch >= patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return ModelSpecialist(tuple(tr.modalities), model, best_epoch, sign * best, history)
+
+
+def fit_specialists(train: MultimodalDataset, val: MultimodalDataset, kind: str = "ridge",
+                    subsets: Iterable[str | Iterable[str]] | None = None, *, seed: int = 0,
+                    alphas: Sequence[float] = DEFAULT_ALPHAS, **train_kwargs) -> dict[str, RidgeSpecialist | ModelSpecialist]:
+    """One specialist per subset (default: every non-empty subset), keyed by subset name
+    (``"text+audio"``). ``kind="ridge"`` fits :func:`fit_ridge_specialist`; any registered model
+    name trains :func:`train_subset_model` with ``train_kwargs``."""
+    chosen = [_subset(s) for s in subsets] if subsets is not None else all_subsets(train.modalities)
+    out: dict[str, RidgeSpecialist | ModelSpecialist] = {}
+    for s in chosen:
+        s = tuple(m for m in train.modalities if m in s) or s
+        if kind == "ridge":
+            out[subset_name(s)] = fit_ridge_specialist(train, val, s, alphas)
+        else:
+            out[subset_name(s)] = train_subset_model(kind, train, val, s, seed=seed, **train_kwargs)
+    return out
+
+
+@torch.no_grad()
+def specialist_rows(specialists: Mapping[str, RidgeSpecialist | ModelSpecialist], dataset: MultimodalDataset, *,
+                    model_name: str, seed: int = 0, split: str = "test", dataset_name: str | None = None,
+                    batch_size: int = 256) -> list[dict]:
+    """Long-format rows like :func:`robustfusion.robustness.evaluate`'s ``subsets`` protocol:
+    for each ``subset`` key, the dataset with only that subset kept
+    (:func:`robustfusion.dropping.keep_subset`) scored by its specialist with
+    :func:`robustfusion.metrics.compute_metrics`. ``level`` is ``None`` (empty in CSV).
+
+    ``model_name`` is conventionally ``"specialists_ridge"`` or ``"specialists_<model>"``.
+    """
+    rows: list[dict] = []
+    for name, spec in specialists.items():
+        keep = _subset(name)
+        _check_subset(keep, dataset)
+        preds, targets = [], []
+        for batch in dataset.batches(batch_size):
+            out = torch.as_tensor(spec.predict(keep_subset(batch.replace(targets=None), keep)))
+            preds.append(out.unsqueeze(1) if out.dim() == 1 else out)
+            targets.append(batch.targets)
+        values = compute_metrics(dataset.task, torch.cat(preds), torch.cat(targets))
+        for metric, value in values.items():
+            rows.append({"dataset": dataset_name or dataset.name, "model": model_name, "seed": int(seed),
+                         "protocol": "subsets", "level": None, "subset": name, "split": split,
+                         "metric": metric, "value": float(value)})
+    return rows
