@@ -41,7 +41,7 @@ def _as_bool(t: Tensor, what: str) -> Tensor:
     raise ValueError(f"{what}: expected a boolean mask, found dtype {t.dtype}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MultimodalBatch:
     """A batch of named modalities with a presence mask, optional frame masks and targets.
 

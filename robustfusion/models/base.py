@@ -51,7 +51,11 @@ class MultimodalModel(nn.Module):
     def set_fallback(self, value: Tensor | float) -> None:
         """Set the prediction for samples with no modality present."""
         v = torch.as_tensor(value, dtype=self.fallback.dtype).reshape(-1)
-        self.fallback.copy_(v.expand(self.num_outputs))
+        if v.numel() not in (1, self.num_outputs):
+            raise ValueError(f"fallback: expected a scalar or {self.num_outputs} values, found {v.numel()}")
+        if not bool(torch.isfinite(v).all()):
+            raise ValueError(f"fallback: expected finite values, found {v.tolist()}")
+        self.fallback.copy_(v.to(self.fallback.device).expand(self.num_outputs))
 
     def check_batch(self, batch: MultimodalBatch) -> Tensor:
         """Validate that ``batch`` has this model's modalities with the right feature sizes;

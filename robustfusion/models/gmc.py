@@ -87,8 +87,9 @@ class GMC(MultimodalModel):
         """
         self.check_batch(batch)
         contexts = contexts or {}
-        z = {m: self.projection(enc(batch.inputs[m], batch.frame_mask(m), contexts.get(m)))
-             for m, enc in self.encoders.items()}
+        # model order (not the order of a user-given `encoders` dict): `present` columns follow it
+        z = {m: self.projection(self.encoders[m](batch.inputs[m], batch.frame_mask(m), contexts.get(m)))
+             for m in self.modalities}
         z_joint = self.projection(self.joint_encoder(batch))
         return z, z_joint
 

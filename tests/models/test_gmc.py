@@ -263,3 +263,30 @@ def test_tiny_end_to_end_fit_beats_the_mean_predictor():
     # one aligned space serves the subsets too: with one modality missing it is still better than the mean
     partial = keep_subset(test, ("text", "audio"))
     assert (model.predict(partial).squeeze(1) - y_test).abs().mean().item() < mean_mae
+
+
+def test_user_encoders_in_another_order_follow_the_model_order():
+    """``encoders`` given in a different order than ``modality_dims``: latents and the per-modality
+    contrastive terms still line up with the presence columns (model order)."""
+    torch.manual_seed(0)
+    from robustfusion.encoders import create_encoder
+
+    encs = {m: create_encoder("mlp", in_dim=SEQ3[m], out_dim=8, hidden_dim=8, dropout=0.0)
+            for m in ("vision", "text", "audio")}
+    model = GMC(SEQ3, hidden_dim=8, latent_dim=6, encoders=encs)
+    present = torch.ones(B, 3, dtype=torch.bool)
+    present[1:, 2] = False  # vision kept by a single sample: its term must be exactly 0
+    out = model(_batch(SEQ3, present=present))
+    assert list(out.z) == list(SEQ3)
+    assert out.losses["contrastive/vision"].item() == 0.0
+    assert out.losses["contrastive/text"].item() > 0.0 and out.losses["contrastive/audio"].item() > 0.0
+
+
+def test_set_fallback_errors():
+    model = _model(task="classification", num_outputs=3)
+    with pytest.raises(ValueError, match=r"fallback: expected a scalar or 3 values, found 2"):
+        model.set_fallback(torch.zeros(2))
+    with pytest.raises(ValueError, match=r"fallback: expected finite"):
+        model.set_fallback(float("nan"))
+    model.set_fallback(1.0)
+    assert torch.equal(model.fallback, torch.ones(3))
