@@ -19,6 +19,7 @@ only (``standardize=True``, default); the statistics are in ``meta["standardize"
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
         raise ValueError(f"{path}: expected a MOSI utterance .npz archive (keys {list(MOSI_UTTERANCE_KEYS)}), "
                          f"but it could not be read: {err}") from err
     missing = [k for k in MOSI_UTTERANCE_KEYS if k not in data]

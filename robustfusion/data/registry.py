@@ -94,6 +94,9 @@ def load_dataset(name: str, path: str | Path | None = None, split_seed: int = 0,
     if info.needs_path:
         data = info.loader(path, **kwargs)
     else:
+        if path is not None:
+            raise ValueError(f"dataset {name!r} takes no path (it is generated), found path={str(path)!r}; "
+                             "remove data.path")
         data = info.loader(**kwargs)
     for ds in data.values():
         ds.name = kwargs["name"]

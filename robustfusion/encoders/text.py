@@ -88,7 +88,8 @@ class SentenceTextEncoder(nn.Module):
         if max_length is not None:
             self.model.max_seq_length = int(max_length)
         self.trainable = bool(trainable)
-        self.out_dim = int(self.model.get_sentence_embedding_dimension())
+        dim_fn = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.out_dim = int(dim_fn())
         for p in self.model.parameters():
             p.requires_grad_(self.trainable)
         if not self.trainable:
@@ -105,8 +106,9 @@ class SentenceTextEncoder(nn.Module):
             raise ValueError("SentenceTextEncoder: expected a list of strings, found "
                              f"{type(texts).__name__}" + ("" if isinstance(texts, str) else " with non-string items"))
         device = next(self.model.parameters()).device
-        features = self.model.tokenize(list(texts))
-        features = {k: v.to(device) for k, v in features.items()}
+        prep = getattr(self.model, "preprocess", None) or self.model.tokenize  # renamed in sentence-transformers 6
+        features = prep(list(texts))
+        features = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in features.items()}
         if self.trainable:
             return self.model(features)["sentence_embedding"]
         with torch.no_grad():
