@@ -153,7 +153,7 @@ def test_per_modality_generators_are_independent():
 
 # --------------------------------------------------------------------------- determinism
 def test_protocol_generator_is_deterministic_and_distinct():
-    draw = lambda *key: torch.rand(64, generator=protocol_generator(*key))  # noqa: E731
+    draw = lambda *key: torch.rand(64, generator=protocol_generator(*key))
     assert torch.equal(draw(0, "sample_rate", 0.3), draw(0, "sample_rate", 0.3))
     assert protocol_seed(0, "sample_rate", 0.3) == protocol_seed(0, "sample_rate", 0.3)
     distinct = [(0, "sample_rate", 0.3), (1, "sample_rate", 0.3), (0, "sample_rate", 0.4),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["masked_mean", "masked_last", "zero_unobserved", "check_frame_mask", "POOLINGS"]
+__all__ = ["POOLINGS", "check_frame_mask", "masked_last", "masked_mean", "zero_unobserved"]
 
 POOLINGS = ("mean", "last", "flatten")
 

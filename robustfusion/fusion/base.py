@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from robustfusion.registry import Registry
 
-__all__ = ["FusionLayer", "FUSIONS", "register_fusion", "create_fusion", "list_fusions", "check_fusion_inputs"]
+__all__ = ["FUSIONS", "FusionLayer", "check_fusion_inputs", "create_fusion", "list_fusions", "register_fusion"]
 
 FUSIONS: Registry[nn.Module] = Registry("fusion layer")
 register_fusion = FUSIONS.register

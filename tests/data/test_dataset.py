@@ -44,7 +44,7 @@ def test_batches_cover_every_sample_exactly_once(batch_size):
         for batch in ds.batches(batch_size, shuffle=shuffle, generator=torch.Generator().manual_seed(0)):
             assert isinstance(batch, MultimodalBatch) and 1 <= batch.batch_size <= batch_size
             # rows of the batch are the dataset rows they claim to be
-            rows = [int(torch.nonzero((ds.targets == t)).flatten()[0]) for t in batch.targets]
+            rows = [int(torch.nonzero(ds.targets == t).flatten()[0]) for t in batch.targets]
             torch.testing.assert_close(batch.inputs["text"], ds.features["text"][rows])
             torch.testing.assert_close(batch.frame_mask("text"), ds.frame_masks["text"][rows])
             seen += rows
@@ -57,7 +57,7 @@ def test_batches_cover_every_sample_exactly_once(batch_size):
 
 def test_shuffle_is_seeded():
     ds = _dataset()
-    order = lambda seed: torch.cat([b.targets for b in ds.batches(4, True, torch.Generator().manual_seed(seed))])  # noqa: E731
+    order = lambda seed: torch.cat([b.targets for b in ds.batches(4, True, torch.Generator().manual_seed(seed))])
     assert torch.equal(order(0), order(0))
     assert not torch.equal(order(0), order(1))
     assert not torch.equal(order(0), ds.targets)

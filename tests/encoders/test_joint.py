@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from robustfusion import MultimodalBatch
-from robustfusion.encoders import ConcatJointEncoder, create_joint_encoder
 from robustfusion.dropping import all_subsets
+from robustfusion.encoders import ConcatJointEncoder, create_joint_encoder
 
 DIMS = {"text": 5, "audio": 3, "vision": 4}
 B, T, OUT = 7, 6, 8

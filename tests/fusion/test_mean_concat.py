@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from robustfusion.fusion import ConcatFusion, MeanOfPresent, create_fusion, list_fusions, mean_of_present
+from robustfusion.fusion import (
+    ConcatFusion,
+    MeanOfPresent,
+    create_fusion,
+    list_fusions,
+    mean_of_present,
+)
 
 B, H = 6, 4
 

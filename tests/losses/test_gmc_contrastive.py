@@ -10,7 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from robustfusion.losses import GMCContrastiveLoss, GMCLossOutput, gmc_contrastive_loss, gmc_contrastive_terms
+from robustfusion.losses import (
+    GMCContrastiveLoss,
+    GMCLossOutput,
+    gmc_contrastive_loss,
+    gmc_contrastive_terms,
+)
 
 NAMES = ("text", "audio", "vision", "depth")
 
@@ -138,7 +143,7 @@ def test_symmetric_in_joint_and_modality_roles():
 def test_invariant_to_rescaling_each_vector():
     zj, zs = _latents(6, 5, 3, seed=15)
     g = torch.Generator().manual_seed(1)
-    scale = lambda z: z * (0.01 + 100 * torch.rand(z.shape[0], 1, generator=g, dtype=z.dtype))  # noqa: E731
+    scale = lambda z: z * (0.01 + 100 * torch.rand(z.shape[0], 1, generator=g, dtype=z.dtype))
     torch.testing.assert_close(gmc_contrastive_loss(scale(zj), {k: scale(v) for k, v in zs.items()}, 0.3),
                                gmc_contrastive_loss(zj, zs, 0.3), rtol=1e-12, atol=1e-12)
 
