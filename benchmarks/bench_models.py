@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for label in labels:
         res = subprocess.run([sys.executable, __file__, "--one", label, "--device", args.device,
-                              "--repeats", str(args.repeats)], capture_output=True, text=True)
+                              "--repeats", str(args.repeats)], capture_output=True, text=True, check=False)
         if res.returncode != 0:
             rows.append({"model": label, "error": res.stderr.strip().splitlines()[-1] if res.stderr else "failed"})
             continue

@@ -39,8 +39,17 @@ from robustfusion.metrics import compute_metrics, higher_is_better, primary_metr
 from robustfusion.models.base import MultimodalModel
 from robustfusion.models.registry import create_model
 
-__all__ = ["DEFAULT_ALPHAS", "RidgeSpecialist", "ModelSpecialist", "pooled_features", "fit_ridge_specialist",
-           "train_subset_model", "fit_specialists", "specialist_rows", "restrict_modalities"]
+__all__ = [
+    "DEFAULT_ALPHAS",
+    "ModelSpecialist",
+    "RidgeSpecialist",
+    "fit_ridge_specialist",
+    "fit_specialists",
+    "pooled_features",
+    "restrict_modalities",
+    "specialist_rows",
+    "train_subset_model",
+]
 
 #: Ridge penalties tried on the validation split.
 DEFAULT_ALPHAS: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)
@@ -112,7 +121,9 @@ class RidgeSpecialist:
     val_scores: dict[float, float] = field(default_factory=dict)
 
     def standardise(self, batch: MultimodalBatch) -> tuple[Tensor, Tensor]:
-        x, present = pooled_features(batch, self.modalities)
+        """``([B, F] float64 standardised features (absent modalities 0), [B, M] presence)``,
+        computed on the CPU where the fitted statistics live."""
+        x, present = pooled_features(batch.to("cpu"), self.modalities)
         z = (x.double() - self.mean) / self.std
         cols = torch.repeat_interleave(present, torch.tensor(self.dims, device=present.device), dim=1)
         return torch.where(cols, z, torch.zeros_like(z)), present  # absent -> training mean

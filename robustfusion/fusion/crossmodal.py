@@ -24,8 +24,13 @@ from torch import Tensor, nn
 
 from robustfusion.encoders.pooling import masked_last, masked_mean
 
-__all__ = ["sinusoidal_positions", "CrossmodalLayer", "CrossmodalTransformer", "MulTEncoder",
-           "zero_fill_sequences"]
+__all__ = [
+    "CrossmodalLayer",
+    "CrossmodalTransformer",
+    "MulTEncoder",
+    "sinusoidal_positions",
+    "zero_fill_sequences",
+]
 
 
 def sinusoidal_positions(length: int, dim: int, device=None, dtype=torch.float32) -> Tensor:

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from robustfusion.fusion.base import FusionLayer, check_fusion_inputs, register_fusion
 
-__all__ = ["TensorFusion", "tensor_fusion", "append_one"]
+__all__ = ["TensorFusion", "append_one", "tensor_fusion"]
 
 
 def append_one(h: Tensor) -> Tensor:

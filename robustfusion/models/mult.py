@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from torch import nn
-
 from robustfusion.batch import MultimodalBatch
 from robustfusion.fusion.crossmodal import MulTEncoder
 from robustfusion.heads import PredictionHead

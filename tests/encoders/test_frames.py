@@ -8,10 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-pytest.importorskip("timm")
-
-from robustfusion.encoders import create_encoder  # noqa: E402
-from robustfusion.encoders.frames import TimmFrameEncoder, create_timm_backbone  # noqa: E402
+from robustfusion.encoders import create_encoder
+from robustfusion.encoders.frames import TimmFrameEncoder, create_timm_backbone
 
 
 def _frames(b=2, t=3, seed=0):
