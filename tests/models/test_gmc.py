@@ -290,3 +290,22 @@ def test_set_fallback_errors():
         model.set_fallback(float("nan"))
     model.set_fallback(1.0)
     assert torch.equal(model.fallback, torch.ones(3))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gmc_and_dropping_on_cuda_match_cpu():
+    from robustfusion.dropping import drop_samples, protocol_generator
+
+    model = _model().eval()
+    model.set_fallback(0.5)
+    batch = _batch(SEQ3, b=9, present=_mixed_present(SEQ3, 9))
+    cpu = model.predict(batch)
+    gpu_model = model.to("cuda")
+    gpu_batch = batch.to("cuda")
+    torch.testing.assert_close(gpu_model.predict(gpu_batch).cpu(), cpu, rtol=1e-4, atol=1e-4)
+    dropped = drop_samples(gpu_batch, 0.5, protocol_generator(0, "sample_rate", 0.5), keep_at_least_one=True)
+    assert dropped.present.device.type == "cuda"
+    assert torch.equal(dropped.present.cpu(),
+                       drop_samples(batch, 0.5, protocol_generator(0, "sample_rate", 0.5), keep_at_least_one=True).present)
+    gpu_model.train()
+    gpu_model(gpu_batch).loss.backward()
