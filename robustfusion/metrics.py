@@ -41,8 +41,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import Tensor
-from torchmetrics.functional import mean_absolute_error, pearson_corrcoef
-from torchmetrics.functional.classification import multiclass_stat_scores
+
+# torchmetrics is imported inside the functions: importing it pulls scipy, sympy and matplotlib
+# (~3 s), which `import robustfusion.metrics` (CLI start-up, reporting) should not pay.
 
 __all__ = [
     "SENTIMENT_METRICS", "IEMOCAP_EMOTIONS", "METRIC_DIRECTION", "PRIMARY_METRIC", "REPORT_METRICS",
@@ -107,6 +108,8 @@ def _regression_pair(preds, labels) -> tuple[Tensor, Tensor]:
 def _per_class_f1(preds: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
     """Per-class F1 ``[C]`` (float64; 0 where precision or recall is undefined, scikit-learn's
     ``zero_division=0``) and support ``[C]``, from torchmetrics' integer stat scores."""
+    from torchmetrics.functional.classification import multiclass_stat_scores
+
     st = multiclass_stat_scores(preds.long(), labels.long(), num_classes=num_classes, average="none")
     tp, fp, fn, sup = (st[:, i].to(torch.float64) for i in (0, 1, 3, 4))
     denom = 2 * tp + fp + fn
@@ -130,6 +133,8 @@ def accuracy(preds: Tensor, labels: Tensor) -> float:
 def pearson_corr(preds: Tensor, labels: Tensor) -> float:
     """Pearson correlation of two ``[N]`` float tensors; **0.0** when either is constant or
     ``N < 2`` (documented convention; NumPy returns NaN there)."""
+    from torchmetrics.functional import pearson_corrcoef
+
     p, y = preds.to(torch.float64), labels.to(torch.float64)
     if p.numel() < 2 or bool((p == p[0]).all()) or bool((y == y[0]).all()):
         return 0.0
@@ -174,6 +179,8 @@ def sentiment_metrics(preds, labels) -> dict[str, float]:
         out["Non0_acc_2"] = out["Non0_F1_score"] = float("nan")
     out["Mult_acc_5"] = multiclass_acc(p, y, 2.0)
     out["Mult_acc_7"] = multiclass_acc(p, y, 3.0)
+    from torchmetrics.functional import mean_absolute_error
+
     out["MAE"] = float(mean_absolute_error(p, y))
     out["Corr"] = pearson_corr(p, y)
     return out

@@ -1,0 +1,10 @@
+"""Tables (markdown, LaTeX) and plots (matplotlib, Agg, imported lazily) drawn from the
+long-format robustness rows of :mod:`robustfusion.robustness`, never from typed numbers."""
+
+from robustfusion.reporting._slice import METRIC_LABELS, PROTOCOL_LABELS, Slice, select
+from robustfusion.reporting.plots import plot_subsets, plot_sweep
+from robustfusion.reporting.report import default_metrics, write_report
+from robustfusion.reporting.tables import best_models, format_cell, latex_table, markdown_table
+
+__all__ = ["METRIC_LABELS", "PROTOCOL_LABELS", "Slice", "select", "plot_subsets", "plot_sweep",
+           "default_metrics", "write_report", "best_models", "format_cell", "latex_table", "markdown_table"]
