@@ -358,7 +358,7 @@ class SyntheticOracle(nn.Module):
     supports_latent_reuse = False
     registry_name = "oracle"
 
-    def __init__(self, generator: SyntheticAffect, target: str = "sentiment", num_samples: int = 2000,
+    def __init__(self, generator: SyntheticAffect, target: str = "sentiment", num_samples: int = 1000,
                  seed: int = 0) -> None:
         super().__init__()
         if target not in ("sentiment", "emotion"):
