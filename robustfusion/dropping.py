@@ -117,7 +117,9 @@ class ModalityDropout:
 
     Args:
         p: one probability for every modality, or ``{name: p}`` (names not given: 0).
-        keep_at_least_one: never leave a sample with no modality (default ``True``).
+        keep_at_least_one: never leave a sample with no modality (default ``True``); a sample
+            whose draw would remove all its modalities keeps every modality it had (the draw is
+            undone for that sample, unlike :func:`drop_samples`, which keeps one at random).
 
     ``augment(batch, generator=None)`` returns the batch with the presence mask reduced.
     """

@@ -199,3 +199,13 @@ def test_modality_dropout():
     b = ModalityDropout(0.5)(batch, torch.Generator().manual_seed(3)).present
     assert torch.equal(a, b)
     assert torch.equal(ModalityDropout(0.5).probabilities(MODS), torch.full((3,), 0.5))
+
+
+def test_modality_dropout_undoes_a_draw_that_would_empty_a_sample():
+    present = torch.ones(500, 3, dtype=torch.bool)
+    present[:, 2] = False
+    batch = _batch(500, present=present)
+    out = ModalityDropout(0.9)(batch, torch.Generator().manual_seed(0)).present
+    emptied_rows = out.sum(dim=1) == 2  # rows whose draw was undone keep both of their modalities
+    assert emptied_rows.any() and not out[:, 2].any()
+    assert bool(out.any(dim=1).all())
