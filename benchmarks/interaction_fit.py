@@ -27,8 +27,15 @@ from torch import nn
 
 from robustfusion import MultimodalBatch, create_model
 
-__all__ = ["make_interaction_data", "count_parameters", "build_pair", "train_model", "evaluate_mse",
-           "run_experiment", "InteractionResult"]
+__all__ = [
+    "InteractionResult",
+    "build_pair",
+    "count_parameters",
+    "evaluate_mse",
+    "make_interaction_data",
+    "run_experiment",
+    "train_model",
+]
 
 
 def make_interaction_data(n: int, num_slots: int = 8, noise: float = 0.1,
@@ -51,8 +58,8 @@ def build_pair(num_slots: int, hidden_dim: int, width: int, steps: int, context_
     """``(progressive, late_fusion)`` with MLP encoders; the late-fusion encoders' hidden width is
     the smallest ``>= width`` that gives it at least as many parameters as the progressive model."""
     dims = {"selector": num_slots, "payload": num_slots}
-    common = dict(modality_dims=dims, task="regression", num_outputs=1, encoder="mlp",
-                  hidden_dim=hidden_dim, regression_loss="mse")
+    common = {"modality_dims": dims, "task": "regression", "num_outputs": 1, "encoder": "mlp",
+              "hidden_dim": hidden_dim, "regression_loss": "mse"}
     torch.manual_seed(seed)
     prog = create_model("progressive", steps=steps, context_mode=context_mode,
                         encoder_kwargs={"hidden_dim": width, "dropout": 0.0}, **common)

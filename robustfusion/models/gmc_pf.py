@@ -23,7 +23,7 @@ from robustfusion.models.output import ModelOutput
 from robustfusion.models.progressive import check_progressive_options, unroll_progressive
 from robustfusion.models.registry import register_model
 
-__all__ = ["GMCProgressive", "PREDICT_FROM"]
+__all__ = ["PREDICT_FROM", "GMCProgressive"]
 
 PREDICT_FROM = ("gmc", "modalities")
 
@@ -102,7 +102,7 @@ class GMCProgressive(GMC):
         if predict_from not in PREDICT_FROM:
             raise ValueError(f"predict_from: expected one of {PREDICT_FROM}, found {predict_from!r}")
         if not isinstance(context, str):
-            raise ValueError(f"context: expected 'z_mean' or a registered fusion name, found {type(context).__name__}")
+            raise TypeError(f"context: expected 'z_mean' or a registered fusion name, found {type(context).__name__}")
         context_fusion = None
         if context == "z_mean":
             context_dim = latent_dim

@@ -69,9 +69,9 @@ def build_fusion(fusion: str | nn.Module, dim: int, num_modalities: int,
         kw = {"num_modalities": num_modalities, **dict(fusion_kwargs or {})}
         module = create_fusion(fusion, dim=dim, **kw)
     else:
-        raise ValueError(f"fusion: expected a registered fusion name or an nn.Module, found {type(fusion).__name__}")
+        raise TypeError(f"fusion: expected a registered fusion name or an nn.Module, found {type(fusion).__name__}")
     if not isinstance(getattr(module, "out_dim", None), int):
-        raise ValueError(f"fusion: expected a module with an integer `out_dim`, found {type(module).__name__}")
+        raise TypeError(f"fusion: expected a module with an integer `out_dim`, found {type(module).__name__}")
     return module
 
 

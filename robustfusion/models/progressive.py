@@ -24,7 +24,7 @@ from robustfusion.models.late_fusion import build_fusion, build_modality_encoder
 from robustfusion.models.output import ModelOutput
 from robustfusion.models.registry import register_model
 
-__all__ = ["ProgressiveFusion", "unroll_progressive", "check_progressive_options", "LOSS_AT"]
+__all__ = ["LOSS_AT", "ProgressiveFusion", "check_progressive_options", "unroll_progressive"]
 
 LOSS_AT = ("last", "every")
 

@@ -96,7 +96,7 @@ def test_bad_arguments_raise_clear_errors():
     with pytest.raises(ValueError, match=r"encoders: expected one module per modality"):
         create_model("late_fusion", modality_dims=DIMS,
                      encoders={"text": create_encoder("mlp", in_dim=5, out_dim=H)})
-    with pytest.raises(ValueError, match="fusion: expected a registered fusion name or an nn.Module"):
+    with pytest.raises(TypeError, match="fusion: expected a registered fusion name or an nn.Module"):
         create_model("late_fusion", modality_dims=DIMS, fusion=3)
     with pytest.raises(KeyError, match="unknown fusion layer 'no_such_fusion'"):
         create_model("late_fusion", modality_dims=DIMS, fusion="no_such_fusion")

@@ -74,11 +74,12 @@ def test_registered_and_constructible_with_only_the_required_arguments():
     ({"steps": 1.5}, "steps: expected an integer"),
     ({"context_mode": "multiply"}, "context_mode: expected one of"),
     ({"loss_at": "first"}, "loss_at: expected one of"),
-    ({"fusion": 3}, "fusion: expected a registered fusion name or an nn.Module"),
 ])
 def test_bad_options_raise_clear_errors(kw, match):
     with pytest.raises(ValueError, match=match):
         build(**kw)
+    with pytest.raises(TypeError, match="fusion: expected a registered fusion name or an nn.Module"):
+        build(fusion=3)
 
 
 def test_given_encoders_must_have_the_context_port():
