@@ -38,7 +38,7 @@ def write_mosei_like(path: Path, scale: float, seed: int = 0) -> int:
     rng = np.random.default_rng(seed)
     data, total = {}, 0
     for split, n_full in MOSEI.items():
-        n = max(2, int(round(n_full * scale)))
+        n = max(2, round(n_full * scale))
         total += n
         lengths = rng.integers(5, T + 1, size=n)
         d = {}
@@ -84,7 +84,7 @@ def main() -> None:
                                                                      generator=torch.Generator().manual_seed(0))),
                      args.repeats)
         rows.append(("train.batches(32, shuffle=True) one epoch", len(train), t, ""))
-    sizes = dict(n_train=1500, n_valid=500, n_test=500)
+    sizes = {"n_train": 1500, "n_valid": 500, "n_test": 500}
     t, syn = timed(lambda: load_dataset("synthetic", **sizes), args.repeats)
     rows.append(("load_dataset('synthetic') default sizes", sum(sizes.values()), t, ""))
     test = syn["test"]

@@ -10,8 +10,18 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["SPLITS", "NONFINITE_OPTIONS", "require_splits", "require_keys", "as_float_array",
-           "handle_nonfinite", "check_label_range", "zero_frame_mask", "length_mask", "as_str_ids"]
+__all__ = [
+    "NONFINITE_OPTIONS",
+    "SPLITS",
+    "as_float_array",
+    "as_str_ids",
+    "check_label_range",
+    "handle_nonfinite",
+    "length_mask",
+    "require_keys",
+    "require_splits",
+    "zero_frame_mask",
+]
 
 SPLITS = ("train", "valid", "test")
 NONFINITE_OPTIONS = ("zero", "error")
@@ -20,7 +30,7 @@ NONFINITE_OPTIONS = ("zero", "error")
 def require_splits(data: object, source: str, splits: tuple[str, ...] = SPLITS) -> None:
     """``data`` must be a dict holding every split in ``splits``."""
     if not isinstance(data, Mapping):
-        raise ValueError(f"{source}: expected a dict with splits {list(splits)}, found {type(data).__name__}")
+        raise ValueError(f"{source}: expected a dict with splits {list(splits)}, found {type(data).__name__}")  # noqa: TRY004
     missing = [s for s in splits if s not in data]
     if missing:
         raise ValueError(
@@ -30,7 +40,7 @@ def require_splits(data: object, source: str, splits: tuple[str, ...] = SPLITS) 
 
 def require_keys(split: object, keys: tuple[str, ...], source: str, split_name: str) -> None:
     if not isinstance(split, Mapping):
-        raise ValueError(f"{source}: split {split_name!r}: expected a dict of arrays, found {type(split).__name__}")
+        raise ValueError(f"{source}: split {split_name!r}: expected a dict of arrays, found {type(split).__name__}")  # noqa: TRY004
     missing = [k for k in keys if k not in split]
     if missing:
         raise ValueError(

@@ -25,13 +25,20 @@ from pathlib import Path
 import numpy as np
 
 from robustfusion.data._common import (
-    SPLITS, as_float_array, as_str_ids, check_label_range, handle_nonfinite, length_mask, require_keys,
-    require_splits, zero_frame_mask,
+    SPLITS,
+    as_float_array,
+    as_str_ids,
+    check_label_range,
+    handle_nonfinite,
+    length_mask,
+    require_keys,
+    require_splits,
+    zero_frame_mask,
 )
 from robustfusion.data.dataset import MultimodalDataset
 from robustfusion.data.safe_pickle import safe_load_pickle
 
-__all__ = ["load_mmsa", "MMSA_MODALITIES"]
+__all__ = ["MMSA_MODALITIES", "load_mmsa"]
 
 MMSA_MODALITIES = ("text", "audio", "vision")
 TEXT_FEATURE_OPTIONS = ("features", "minilm")

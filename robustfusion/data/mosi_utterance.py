@@ -27,7 +27,7 @@ import numpy as np
 from robustfusion.data._common import SPLITS, check_label_range, handle_nonfinite
 from robustfusion.data.dataset import MultimodalDataset
 
-__all__ = ["load_mosi_utterance", "carve_video_splits", "MOSI_UTTERANCE_KEYS"]
+__all__ = ["MOSI_UTTERANCE_KEYS", "carve_video_splits", "load_mosi_utterance"]
 
 MOSI_UTTERANCE_KEYS = ("segment_id", "video_id", "transcript", "sentiment", "text", "audio", "vision")
 TEXT_FEATURE_OPTIONS = ("bclstm", "minilm")
@@ -68,7 +68,7 @@ def carve_video_splits(video_ids: np.ndarray, carve: tuple[str, ...], split_seed
     out, start = {}, 0
     for split, frac in (("test", test_fraction), ("valid", valid_fraction)):
         if split in carve:
-            k = int(round(frac * len(videos)))
+            k = round(frac * len(videos))
             if k < 1 or start + k >= len(videos):
                 raise ValueError(f"cannot carve {split!r} from {len(videos)} training videos with fraction {frac}")
             out[split] = np.sort(order[start:start + k])

@@ -25,13 +25,19 @@ from pathlib import Path
 import numpy as np
 
 from robustfusion.data._common import (
-    SPLITS, as_float_array, as_str_ids, check_label_range, handle_nonfinite, require_keys, require_splits,
+    SPLITS,
+    as_float_array,
+    as_str_ids,
+    check_label_range,
+    handle_nonfinite,
+    require_keys,
+    require_splits,
     zero_frame_mask,
 )
 from robustfusion.data.dataset import MultimodalDataset
 from robustfusion.data.safe_pickle import safe_load_pickle
 
-__all__ = ["load_mult", "IEMOCAP_EMOTIONS", "MULT_MODALITIES"]
+__all__ = ["IEMOCAP_EMOTIONS", "MULT_MODALITIES", "load_mult"]
 
 MULT_MODALITIES = ("text", "audio", "vision")
 IEMOCAP_EMOTIONS = ("neutral", "happy", "sad", "angry")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from robustfusion.data.dataset import MultimodalDataset
 
-__all__ = ["DatasetInfo", "DATASETS", "register_dataset", "load_dataset", "list_datasets", "dataset_env_var"]
+__all__ = ["DATASETS", "DatasetInfo", "dataset_env_var", "list_datasets", "load_dataset", "register_dataset"]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["UnsafePickleError", "safe_load_pickle", "safe_loads_pickle", "ALLOWED_GLOBALS"]
+__all__ = ["ALLOWED_GLOBALS", "UnsafePickleError", "safe_load_pickle", "safe_loads_pickle"]
 
 _NUMPY_INTERNAL = {
     ("multiarray", "_reconstruct"),
@@ -84,7 +84,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         super().__init__(file, **kwargs)
         self._source = source
 
-    def find_class(self, module: str, name: str):  # noqa: D401 - pickle API
+    def find_class(self, module: str, name: str):
         if (module, name) == ("_codecs", "encode"):
             return _latin1_encode
         if (module, name) in ALLOWED_GLOBALS:

@@ -47,8 +47,17 @@ from torch import Tensor, nn
 from robustfusion.batch import MultimodalBatch
 from robustfusion.data.dataset import MultimodalDataset
 
-__all__ = ["ModalitySpec", "DEFAULT_MODALITIES", "NONLINEARITIES", "SyntheticAffect", "OraclePrediction",
-           "SyntheticOracle", "EMOTION_NAMES", "load_synthetic", "oracle_predict"]
+__all__ = [
+    "DEFAULT_MODALITIES",
+    "EMOTION_NAMES",
+    "NONLINEARITIES",
+    "ModalitySpec",
+    "OraclePrediction",
+    "SyntheticAffect",
+    "SyntheticOracle",
+    "load_synthetic",
+    "oracle_predict",
+]
 
 EMOTION_NAMES = ("happy", "sad", "angry", "fear", "disgust", "surprise")  # CMU-MOSEI's six emotions
 _SPLIT_STREAM = {"train": 1, "valid": 2, "test": 3}
@@ -151,7 +160,8 @@ class SyntheticAffect:
                     raise ValueError(f"modality {name!r}: unknown spec keys {unknown}; valid keys {sorted(base)}")
                 specs[name] = ModalitySpec(**{**base, **spec})
             else:
-                raise ValueError(f"modality {name!r}: expected a ModalitySpec or dict, found {type(spec).__name__}")
+                raise ValueError(  # noqa: TRY004 - the project reports bad config values as ValueError
+                    f"modality {name!r}: expected a ModalitySpec or dict, found {type(spec).__name__}")
         if not specs:
             raise ValueError("modalities: expected at least one modality, found none")
         self.seed, self.k, self.p = int(seed), int(latent_dim), int(private_dim)
@@ -159,11 +169,12 @@ class SyntheticAffect:
         self.y_scale, self.y_noise = float(y_scale), float(y_noise)
         self.num_emotions, self.emotion_scale, self.emotion_noise = int(num_emotions), float(emotion_scale), float(emotion_noise)
         self.variable_length, self.min_length_fraction = bool(variable_length), float(min_length_fraction)
-        self.config = dict(seed=self.seed, latent_dim=self.k, private_dim=self.p,
-                           modalities={k: asdict(v) for k, v in specs.items()}, y_scale=self.y_scale,
-                           y_noise=self.y_noise, num_emotions=self.num_emotions, emotion_scale=self.emotion_scale,
-                           emotion_noise=self.emotion_noise, frame_weight_std=float(frame_weight_std),
-                           variable_length=self.variable_length, min_length_fraction=self.min_length_fraction)
+        self.config = {"seed": self.seed, "latent_dim": self.k, "private_dim": self.p,
+                       "modalities": {k: asdict(v) for k, v in specs.items()}, "y_scale": self.y_scale,
+                       "y_noise": self.y_noise, "num_emotions": self.num_emotions,
+                       "emotion_scale": self.emotion_scale, "emotion_noise": self.emotion_noise,
+                       "frame_weight_std": float(frame_weight_std), "variable_length": self.variable_length,
+                       "min_length_fraction": self.min_length_fraction}
         rng = np.random.default_rng([self.seed, 0])
         w = rng.standard_normal(self.k)
         self.w = w / np.linalg.norm(w)

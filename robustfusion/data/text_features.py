@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["embed_texts", "default_cache_dir", "text_hash"]
+__all__ = ["default_cache_dir", "embed_texts", "text_hash"]
 
 
 def default_cache_dir() -> Path:

