@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robustfusion.batch import MultimodalBatch
@@ -28,11 +29,14 @@ __all__ = ["EarlyFusion"]
 class EarlyFusion(MultimodalModel):
     """``encoder([x_1; ...; x_M]) -> MLP head``.
 
-    Inputs: if every modality is a sequence with the same length ``T``, features are
-    concatenated frame by frame (``[B, T, sum D_m]``) and the frame mask is the union of the
-    present modalities' observed frames; otherwise (utterance vectors ``[B, D]``, or unaligned
-    sequences of different lengths) each sequence is first mean-pooled over its observed frames
-    and the vectors are concatenated (``[B, sum D_m]``).
+    Inputs: if every modality is a sequence, features are concatenated frame by frame
+    (``[B, T, sum D_m]``) and the frame mask is the union of the present modalities' observed
+    frames. Sequences of different lengths (unaligned data) are, with ``unaligned="pad"``
+    (default, this library's choice), zero-padded at the end to the longest ``T`` (padding
+    marked unobserved) and concatenated by frame index; with ``unaligned="pool"`` each is
+    mean-pooled over its observed frames and the vectors concatenated (``[B, sum D_m]``). Inputs
+    that mix utterance vectors ``[B, D]`` and sequences, or are all utterance vectors, always
+    take the pooled (utterance-level) path.
 
     Missing-modality rule (common practice for early fusion): the absent modality's input
     features are zero-filled -- through the presence mask, never by trusting the stored values --
@@ -48,15 +52,19 @@ class EarlyFusion(MultimodalModel):
         hidden_dim: encoder output size (default 64).
         encoder_kwargs: extra encoder arguments.
         append_mask: append the ``[M]`` presence mask to every frame (default ``False``).
+        unaligned: ``"pad"`` (default) or ``"pool"``, for sequences of different lengths.
         head_dropout: dropout in the head.
         regression_loss: ``"l1"`` (default) or ``"mse"``.
     """
 
     def __init__(self, modality_dims: Mapping[str, int], task: str = "regression", num_outputs: int = 1,
                  encoder: str = "gru", hidden_dim: int = 64, encoder_kwargs: Mapping[str, object] | None = None,
-                 append_mask: bool = False, head_dropout: float = 0.1, regression_loss: str = "l1") -> None:
+                 append_mask: bool = False, unaligned: str = "pad", head_dropout: float = 0.1,
+                 regression_loss: str = "l1") -> None:
         super().__init__(modality_dims, task, num_outputs)
-        self.append_mask = append_mask
+        if unaligned not in ("pad", "pool"):
+            raise ValueError(f"unaligned: expected 'pad' or 'pool', found {unaligned!r}")
+        self.append_mask, self.unaligned = append_mask, unaligned
         in_dim = sum(self.modality_dims.values()) + (len(self.modalities) if append_mask else 0)
         self.encoder = create_encoder(encoder, in_dim=in_dim, out_dim=hidden_dim, **dict(encoder_kwargs or {}))
         self.head = nn.Sequential(nn.ReLU(), nn.Dropout(head_dropout), nn.Linear(hidden_dim, hidden_dim),
@@ -69,12 +77,19 @@ class EarlyFusion(MultimodalModel):
         seqs, masks = zero_fill_sequences({m: batch.inputs[m] for m in self.modalities}, present,
                                           {m: batch.frame_mask(m) for m in self.modalities})
         raw = [batch.inputs[m] for m in self.modalities]
-        aligned = all(x.dim() == 3 for x in raw) and len({x.shape[1] for x in raw}) == 1
+        lengths = {x.shape[1] for x in raw if x.dim() == 3}
+        sequences = all(x.dim() == 3 for x in raw) and (len(lengths) == 1 or self.unaligned == "pad")
         w = present.to(raw[0].dtype)
-        if aligned:
-            x = torch.cat(list(seqs.values()), dim=-1)
-            # union of observed frames over present modalities (absent ones add nothing)
-            mask = torch.stack([masks[m] & present[:, i : i + 1] for i, m in enumerate(self.modalities)]).any(0)
+        if sequences:
+            t = max(lengths)
+            padded, observed = [], []
+            for i, m in enumerate(self.modalities):
+                extra = t - seqs[m].shape[1]
+                padded.append(F.pad(seqs[m], (0, 0, 0, extra)))
+                # absent modalities add no observed frame; padding is unobserved
+                observed.append(F.pad(masks[m] & present[:, i : i + 1], (0, extra), value=False))
+            x = torch.cat(padded, dim=-1)
+            mask = torch.stack(observed).any(0)
             if self.append_mask:
                 x = torch.cat([x, w.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=-1)
             return x, mask

@@ -171,12 +171,25 @@ def test_early_fusion_aligned_and_unaligned_inputs():
     x = {m: torch.randn(2, 5, d) for m, d in DIMS.items()}
     fx, mask = model.fuse_inputs(MultimodalBatch(x), torch.ones(2, 3, dtype=torch.bool))
     assert fx.shape == (2, 5, 15 + 3) and mask.all()
-    # unaligned lengths -> utterance-level concatenation of mean-pooled sequences
+    # unaligned lengths, default "pad": concatenated by frame index, padding unobserved
     x["audio"] = torch.randn(2, 7, 5)
-    fx, mask = model.fuse_inputs(MultimodalBatch(x), torch.ones(2, 3, dtype=torch.bool))
-    assert fx.shape == (2, 18) and mask is None
+    present = torch.tensor([[1, 1, 1], [1, 0, 1]], dtype=torch.bool)
+    fx, mask = model.fuse_inputs(MultimodalBatch(x), present)
+    assert fx.shape == (2, 7, 18)
+    assert mask[0].tolist() == [True] * 7 and mask[1].tolist() == [True] * 5 + [False] * 2
+    torch.testing.assert_close(fx[0, :, 6:11], x["audio"][0])
+    torch.testing.assert_close(fx[0, 5:, :6], torch.zeros(2, 6))
+    torch.testing.assert_close(fx[1, :, 6:11], torch.zeros(7, 5))
+    torch.testing.assert_close(fx[:, 0, 15:], present.float())
+    # "pool": utterance-level concatenation of mean-pooled sequences
+    pooled = create_model("early_fusion", modality_dims=DIMS, unaligned="pool").eval()
+    fx, mask = pooled.fuse_inputs(MultimodalBatch(x), torch.ones(2, 3, dtype=torch.bool))
+    assert fx.shape == (2, 15) and mask is None
     torch.testing.assert_close(fx[:, 6:11], x["audio"].mean(1))
-    assert torch.isfinite(model.predict(MultimodalBatch(x))).all()
+    for m in (model, pooled):
+        assert torch.isfinite(m.predict(MultimodalBatch(x))).all()
+    with pytest.raises(ValueError, match="unaligned"):
+        create_model("early_fusion", modality_dims=DIMS, unaligned="crop")
 
 
 def test_gmc_with_crossmodal_joint_encoder():

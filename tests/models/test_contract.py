@@ -2,7 +2,8 @@
 
 Every model in ``robustfusion.models.list_models()`` -- collected at import time, so a newly
 registered model is covered automatically -- must, on CPU in float32, for sequence inputs
-(``T = 4``) and utterance inputs (``[B, D]``), batch sizes 1 and 2 and every non-empty modality
+(``T = 4``), unaligned sequences (lengths 4 / 6 / 3) and utterance inputs (``[B, D]``),
+batch sizes 1 and 2 and every non-empty modality
 subset: run forward and backward, give finite predictions of shape ``[B, K]`` and a finite
 loss; give predictions that do not depend on the values stored in absent modalities or
 unobserved frames; and predict ``fallback`` for samples with no modality present.
@@ -21,6 +22,8 @@ from robustfusion.models import create_model, list_models
 
 DIMS = {"text": 6, "audio": 5, "vision": 4}
 T = 4
+UNALIGNED_T = (4, 6, 3)  # per-modality lengths of the "unaligned" input kind
+KINDS = ["sequence", "unaligned", "utterance"]
 MODELS = list_models()
 SUBSETS = all_subsets(DIMS)
 
@@ -50,11 +53,12 @@ def build(name: str, task: str = "regression", num_outputs: int = 1):
 def make_batch(b: int, kind: str, present: torch.Tensor | None = None, targets: bool = True,
                frame_masks: bool = False, seed: int = 0) -> MultimodalBatch:
     g = torch.Generator().manual_seed(seed)
-    shape = (lambda d: (b, T, d)) if kind == "sequence" else (lambda d: (b, d))
-    inputs = {m: torch.randn(*shape(d), generator=g) for m, d in DIMS.items()}
+    lengths = dict(zip(DIMS, UNALIGNED_T)) if kind == "unaligned" else {m: T for m in DIMS}
+    shape = (lambda m, d: (b, d)) if kind == "utterance" else (lambda m, d: (b, lengths[m], d))
+    inputs = {m: torch.randn(*shape(m, d), generator=g) for m, d in DIMS.items()}
     fm = None
-    if frame_masks and kind == "sequence":
-        fm = {m: torch.rand(b, T, generator=g) > 0.3 for m in DIMS}
+    if frame_masks and kind != "utterance":
+        fm = {m: torch.rand(b, lengths[m], generator=g) > 0.3 for m in DIMS}
         for v in fm.values():
             v[:, 0] = True
     y = torch.randn(b, generator=g) if targets else None
@@ -71,7 +75,7 @@ def test_registry_is_not_empty_and_records_config():
     assert m.registry_name == "tfn" and m.init_config["modality_dims"] == DIMS
 
 
-@pytest.mark.parametrize("kind", ["sequence", "utterance"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("b", [1, 2])
 @pytest.mark.parametrize("name", MODELS)
 def test_forward_backward_every_subset(name: str, b: int, kind: str):
@@ -91,7 +95,7 @@ def test_forward_backward_every_subset(name: str, b: int, kind: str):
         assert all(torch.isfinite(g).all() for g in grads), where
 
 
-@pytest.mark.parametrize("kind", ["sequence", "utterance"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", MODELS)
 def test_output_independent_of_absent_values(name: str, kind: str):
     """One sample per subset plus an all-absent one; junk in absent modalities and in
