@@ -164,6 +164,8 @@ def test_protocol_generator_is_deterministic_and_distinct():
             assert not torch.equal(draws[i], draws[j]), (distinct[i], distinct[j])
     assert protocol_seed(0, "subsets", "text+audio") != protocol_seed(0, "subsets", "text")
     assert 0 <= protocol_seed(2**40, "frame_rate", 1.0, "vision")
+    # a level computed by a sweep (0.1 * 3 = 0.30000000000000004) names the same pattern as 0.3
+    assert protocol_seed(0, "sample_rate", 0.1 * 3) == protocol_seed(0, "sample_rate", 0.3)
 
 
 def test_two_calls_with_the_same_protocol_key_give_identical_masks():
