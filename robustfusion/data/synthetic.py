@@ -359,7 +359,9 @@ class SyntheticOracle(nn.Module):
     ``target="sentiment"``: ``[B, 1]`` posterior mean of ``y`` (task ``"regression"``).
     ``target="emotion"``: ``[B, 6]`` log-probabilities (task ``"classification"``; models emit
     logits, and ``softmax`` of these returns the oracle's probabilities; probabilities are
-    clamped at ``1e-6`` before the log so no class has ``-inf``).
+    clamped at ``1e-6`` before the log so no class has ``-inf``), or the probabilities
+    themselves with ``emotion_output="probs"``. ``num_samples`` Monte-Carlo draws per sample
+    from a generator seeded with ``seed``.
 
     It has no parameters; ``modality_dims``, ``task``, ``num_outputs`` mirror a
     :class:`~robustfusion.models.base.MultimodalModel`, so the robustness evaluator can score
@@ -370,10 +372,13 @@ class SyntheticOracle(nn.Module):
     registry_name = "oracle"
 
     def __init__(self, generator: SyntheticAffect, target: str = "sentiment", num_samples: int = 1000,
-                 seed: int = 0) -> None:
+                 seed: int = 0, emotion_output: str = "log_probs") -> None:
         super().__init__()
         if target not in ("sentiment", "emotion"):
             raise ValueError(f"target: expected 'sentiment' or 'emotion', found {target!r}")
+        if emotion_output not in ("log_probs", "probs"):
+            raise ValueError(f"emotion_output: expected 'log_probs' or 'probs', found {emotion_output!r}")
+        self.emotion_output = emotion_output
         self.generator, self.target = generator, target
         self.num_samples, self.seed = int(num_samples), int(seed)
         self.modality_dims = generator.modality_dims
@@ -390,6 +395,8 @@ class SyntheticOracle(nn.Module):
                                             seed=self.seed)
         if self.target == "sentiment":
             return out.sentiment
+        if self.emotion_output == "probs":
+            return out.emotion_probs
         return out.emotion_probs.clamp_min(1e-6).log()
 
     def forward(self, batch: MultimodalBatch):

@@ -214,6 +214,8 @@ def test_oracle_as_model(gen, data):
     logp = emo.predict(batch)
     assert emo.task == "classification" and logp.shape == (16, 6) and torch.isfinite(logp).all()
     np.testing.assert_allclose(logp.softmax(1).sum(1).numpy(), 1, atol=1e-5)
+    probs = SyntheticOracle(gen, target="emotion", num_samples=300, emotion_output="probs").predict(batch)
+    torch.testing.assert_close(probs.clamp_min(1e-6).log(), logp)
 
 
 def test_bad_inputs(gen, data):
