@@ -46,10 +46,22 @@ from torch import Tensor
 # (~3 s), which `import robustfusion.metrics` (CLI start-up, reporting) should not pay.
 
 __all__ = [
-    "SENTIMENT_METRICS", "IEMOCAP_EMOTIONS", "METRIC_DIRECTION", "PRIMARY_METRIC", "REPORT_METRICS",
-    "sentiment_metrics", "emotion_metrics", "classification_metrics", "compute_metrics",
-    "primary_metric", "higher_is_better", "metric_direction", "weighted_f1", "accuracy", "pearson_corr",
+    "IEMOCAP_EMOTIONS",
+    "METRIC_DIRECTION",
+    "PRIMARY_METRIC",
+    "REPORT_METRICS",
+    "SENTIMENT_METRICS",
+    "accuracy",
+    "classification_metrics",
+    "compute_metrics",
+    "emotion_metrics",
+    "higher_is_better",
+    "metric_direction",
     "multiclass_acc",
+    "pearson_corr",
+    "primary_metric",
+    "sentiment_metrics",
+    "weighted_f1",
 ]
 
 SENTIMENT_METRICS = ("Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score",
@@ -264,9 +276,8 @@ def classification_metrics(logits, labels, num_classes: int | None = None) -> di
     """
     s = _to_tensor(logits, "logits")
     y = _to_tensor(labels, "labels")
-    if y.dtype.is_floating_point:
-        if not bool((y == y.round()).all()):
-            raise ValueError("labels: expected integer class indices, found non-integer values")
+    if y.dtype.is_floating_point and not bool((y == y.round()).all()):
+        raise ValueError("labels: expected integer class indices, found non-integer values")
     y = y.reshape(-1).long()
     if s.dim() == 2:
         if num_classes is None:
@@ -322,7 +333,7 @@ def metric_direction(metric: str) -> str:
     base = metric.split("/", 1)[1] if metric.startswith("gap/") else metric
     if base in METRIC_DIRECTION:
         return METRIC_DIRECTION[base]
-    if base.endswith("_acc") or base.endswith("_F1") or base.lower().startswith(("acc", "f1")):
+    if base.endswith(("_acc", "_F1")) or base.lower().startswith(("acc", "f1")):
         return "max"
     if base.upper() in ("MAE", "MSE", "RMSE", "LOSS") or base.lower().endswith("loss"):
         return "min"

@@ -65,9 +65,22 @@ from robustfusion.io import atomic_write
 from robustfusion.metrics import compute_metrics
 
 __all__ = [
-    "ROW_FIELDS", "GROUP_FIELDS", "AGG_FIELDS", "DEFAULT_LEVELS", "AUILC_LEVEL", "RELATIVE_LEVEL",
-    "SWEEP_SUBSET", "evaluate", "auilc", "relative_robustness", "summary_rows", "aggregate",
-    "oracle_gap_rows", "write_rows_csv", "read_rows_csv", "normalise_level",
+    "AGG_FIELDS",
+    "AUILC_LEVEL",
+    "DEFAULT_LEVELS",
+    "GROUP_FIELDS",
+    "RELATIVE_LEVEL",
+    "ROW_FIELDS",
+    "SWEEP_SUBSET",
+    "aggregate",
+    "auilc",
+    "evaluate",
+    "normalise_level",
+    "oracle_gap_rows",
+    "read_rows_csv",
+    "relative_robustness",
+    "summary_rows",
+    "write_rows_csv",
 ]
 
 ROW_FIELDS = ("dataset", "model", "seed", "protocol", "level", "subset", "split", "metric", "value")
@@ -112,6 +125,16 @@ def _check_levels(levels: Iterable[float]) -> list[float]:
 # ---------------------------------------------------------------------------- evaluation
 def _model_present(predictor, batch: MultimodalBatch) -> Tensor:
     return predictor.check_batch(batch) if hasattr(predictor, "check_batch") else batch.present
+
+
+def _predict(predictor, batch: MultimodalBatch, cache: tuple | None) -> Tensor:
+    """``[B, K]`` CPU predictions: from cached ``(z, z_joint)`` when given, else ``predict``."""
+    if cache is not None:
+        out = predictor.predict_from_latents(cache[0], cache[1], _model_present(predictor, batch))
+    else:
+        out = predictor.predict(batch)
+    out = torch.as_tensor(out).detach().cpu()
+    return out.unsqueeze(1) if out.dim() == 1 else out
 
 
 def _metric_fn(task: str, metrics) -> Callable[[Tensor, Tensor], dict[str, float]]:
@@ -187,6 +210,7 @@ def evaluate(predictor, dataset, *, protocols: Sequence[str] = PROTOCOLS,
 
     # conditions in output order: (protocol, level, subset label)
     subsets = all_subsets(dataset.modalities)
+    subset_of = {subset_name(s): s for s in subsets}
     conditions: list[tuple[str, float | None, str]] = []
     for p in protocols:
         if p == "subsets":
@@ -211,22 +235,14 @@ def evaluate(predictor, dataset, *, protocols: Sequence[str] = PROTOCOLS,
                 cache = predictor.encode(clean) if reuse_latents and (
                     "subsets" in protocols or "sample_rate" in protocols) else None
 
-                def run(dropped: MultimodalBatch, reusable: bool) -> Tensor:
-                    if cache is not None and reusable:
-                        out = predictor.predict_from_latents(cache[0], cache[1], _model_present(predictor, dropped))
-                    else:
-                        out = predictor.predict(dropped)
-                    out = torch.as_tensor(out).detach().cpu()
-                    return out.unsqueeze(1) if out.dim() == 1 else out
-
                 for p, lv, sub in conditions:
                     if p == "subsets":
-                        dropped, reusable = keep_subset(clean, sub.split("+")), True
+                        dropped, reusable = keep_subset(clean, subset_of[sub]), True
                     elif p == "sample_rate":
                         dropped, reusable = drop_samples(clean, lv, sample_gens[lv], keep_at_least_one), True
                     else:
                         dropped, reusable = drop_frames(clean, lv, frame_gens[lv]), False
-                    preds[(p, lv, sub)].append(run(dropped, reusable))
+                    preds[(p, lv, sub)].append(_predict(predictor, dropped, cache if reusable else None))
     finally:
         if isinstance(predictor, torch.nn.Module):
             predictor.train(was_training)

@@ -6,5 +6,17 @@ from robustfusion.reporting.plots import plot_subsets, plot_sweep
 from robustfusion.reporting.report import default_metrics, write_report
 from robustfusion.reporting.tables import best_models, format_cell, latex_table, markdown_table
 
-__all__ = ["METRIC_LABELS", "PROTOCOL_LABELS", "Slice", "select", "plot_subsets", "plot_sweep",
-           "default_metrics", "write_report", "best_models", "format_cell", "latex_table", "markdown_table"]
+__all__ = [
+           "METRIC_LABELS",
+           "PROTOCOL_LABELS",
+           "Slice",
+           "best_models",
+           "default_metrics",
+           "format_cell",
+           "latex_table",
+           "markdown_table",
+           "plot_subsets",
+           "plot_sweep",
+           "select",
+           "write_report",
+]

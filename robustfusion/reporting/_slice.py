@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from robustfusion.robustness import AUILC_LEVEL, RELATIVE_LEVEL, aggregate, normalise_level
 
-__all__ = ["Slice", "select", "column_label", "PROTOCOL_LABELS", "METRIC_LABELS", "ORACLE"]
+__all__ = ["METRIC_LABELS", "ORACLE", "PROTOCOL_LABELS", "Slice", "column_label", "select"]
 
 ORACLE = "oracle"
 PROTOCOL_LABELS = {

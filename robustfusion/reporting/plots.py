@@ -17,7 +17,7 @@ from robustfusion.metrics import metric_direction
 from robustfusion.reporting._slice import METRIC_LABELS, ORACLE, PROTOCOL_LABELS, select
 from robustfusion.robustness import AUILC_LEVEL, write_rows_csv
 
-__all__ = ["plot_sweep", "plot_subsets"]
+__all__ = ["plot_subsets", "plot_sweep"]
 
 FORMATS = ("png", "pdf")
 

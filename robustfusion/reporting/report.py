@@ -14,7 +14,7 @@ from robustfusion.reporting.plots import plot_subsets, plot_sweep
 from robustfusion.reporting.tables import latex_table, markdown_table
 from robustfusion.robustness import aggregate, oracle_gap_rows, write_rows_csv
 
-__all__ = ["write_report", "default_metrics"]
+__all__ = ["default_metrics", "write_report"]
 
 
 def default_metrics(metric_names: Iterable[str]) -> list[str]:
@@ -59,10 +59,10 @@ def write_report(rows: Iterable[dict], out_dir: str | Path, metrics: Sequence[st
     gap_agg = aggregate(oracle_gap_rows(rows)) if any(r["model"] == ORACLE for r in rows) else []
 
     pairs = list(dict.fromkeys((r["dataset"], r["split"]) for r in agg))
-    md = ["# Robustness report", "",
-          "Drawn from long-format rows; each cell is mean ± std over seeds (mean only for one seed). "
-          "Bold = best per column (oracle excluded). `AUILC` = trapezoid area under the metric-vs-level "
-          "curve over the full level range; `Rel.` = AUILC / (metric at 0.0 × level range).", ""]
+    intro = ("Drawn from long-format rows; each cell is mean ± std over seeds (mean only for one seed). "
+             "Bold = best per column (oracle excluded). `AUILC` = trapezoid area under the metric-vs-level "
+             "curve over the full level range; `Rel.` = AUILC / (metric at 0.0 × level range).")
+    md = ["# Robustness report", "", intro, ""]
     tex = ["% robustfusion robustness report (needs \\usepackage{booktabs})", ""]
     for ds, split in pairs:
         here = [r for r in agg if r["dataset"] == ds and r["split"] == split]
@@ -75,7 +75,7 @@ def write_report(rows: Iterable[dict], out_dir: str | Path, metrics: Sequence[st
             for p in protocols:
                 if not any(r["protocol"] == p and r["metric"] == metric for r in here):
                     continue
-                kw = dict(dataset=ds, split=split, digits=digits, scale=scale)
+                kw = {"dataset": ds, "split": split, "digits": digits, "scale": scale}
                 md += [f"### {metric}: {PROTOCOL_LABELS[p]}", "", markdown_table(here, p, metric, **kw)]
                 tex += [f"% {metric}: {p}", latex_table(here, p, metric, float_env=True, **kw)]
                 gap_here = [r for r in gap_agg if r["dataset"] == ds and r["split"] == split

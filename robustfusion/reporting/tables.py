@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from robustfusion.metrics import metric_direction
 from robustfusion.reporting._slice import ORACLE, Slice, column_label, select
 
-__all__ = ["markdown_table", "latex_table", "best_models", "format_cell"]
+__all__ = ["best_models", "format_cell", "latex_table", "markdown_table"]
 
 
 def best_models(sl: Slice) -> dict[object, set[str]]:

@@ -21,7 +21,7 @@ def test_plot_sweep_writes_png_pdf_and_exact_slice(rows, tmp_path):
     assert out["png"].read_bytes()[:8] == PNG_MAGIC and out["pdf"].read_bytes()[:4] == b"%PDF"
     sl = read_rows_csv(out["csv"])
     ref = [r for r in aggregate(rows) if r["protocol"] == "frame_rate" and r["metric"] == "Has0_acc_2"]
-    key = lambda r: (r["model"], str(r["level"]))  # noqa: E731
+    key = lambda r: (r["model"], str(r["level"]))
     assert sorted(map(key, sl)) == sorted(map(key, ref))
     got = {key(r): (r["mean"], r["std"], r["n"]) for r in sl}
     assert all(got[key(r)] == (r["mean"], r["std"], r["n"]) for r in ref)
@@ -44,7 +44,8 @@ def test_matplotlib_imported_lazily_and_pyplot_never(tmp_path):
         "assert 'matplotlib' in sys.modules and 'matplotlib.pyplot' not in sys.modules\n"
     )
     root = Path(__file__).resolve().parents[2]
-    res = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    res = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
+                         check=False)
     assert res.returncode == 0, res.stderr[-2000:]
 
 
