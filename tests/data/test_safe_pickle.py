@@ -102,3 +102,19 @@ def test_not_a_pickle(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"nope\.pkl"):
         safe_load_pickle(tmp_path / "nope.pkl")
+
+
+def _sbs(b: bytes) -> bytes:
+    return b"U" + bytes([len(b)]) + b  # SHORT_BINSTRING: a Python-2 str
+
+
+def test_python2_pickle_of_numpy_array():
+    """Python-2 pickles store array bytes as py2 str: decoded with the latin1 fallback."""
+    raw = np.array([1.5, -2.0, 3.25], dtype="<f4").tobytes()  # contains bytes >= 0x80
+    data = (b"\x80\x02}" + _sbs(b"x")
+            + b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + _sbs(b"b") + b"\x87R"
+            + b"(K\x01K\x03\x85cnumpy\ndtype\n" + _sbs(b"f4") + b"K\x00K\x01\x87R"
+            + b"(K\x03" + _sbs(b"<") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+            + b"\x89" + _sbs(raw) + b"tbs.")
+    out = safe_loads_pickle(data, "py2.pkl")
+    np.testing.assert_array_equal(out["x"], np.array([1.5, -2.0, 3.25], dtype=np.float32))
