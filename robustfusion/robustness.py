@@ -43,7 +43,7 @@ from __future__ import annotations
 import csv
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +258,31 @@ def evaluate(predictor, dataset, *, protocols: Sequence[str] = PROTOCOLS,
                          "level": lv, "subset": sub, "split": split, "metric": metric, "value": float(value)})
     if summaries:
         rows += summary_rows(rows)
+    return rows
+
+
+def evaluate_many(predictors: Mapping[str, Any], dataset, *, seeds: Sequence[int] = (0,), **kwargs) -> list[dict]:
+    """Rows of several in-memory models on the same drop patterns.
+
+    Args:
+        predictors: ``{model name: predictor}`` (evaluated once per seed in ``seeds``) or
+            ``{model name: {seed: predictor}}`` (one trained model per seed; that seed also seeds
+            the drop pattern, so every model of a seed sees the same pattern).
+        dataset: the evaluation :class:`~robustfusion.data.MultimodalDataset`.
+        seeds: seeds for predictors given without their own seed mapping.
+        kwargs: passed to :func:`evaluate` (``protocols``, ``levels``, ``batch_size``, ...).
+
+    ``write_report(evaluate_many({...}, test), out_dir)`` produces the subsets table, both sweeps
+    with AUILC, the markdown/LaTeX tables and the plots in one call.
+    """
+    if "seed" in kwargs or "model_name" in kwargs:
+        raise ValueError("evaluate_many: pass seeds=... and name models by the keys of `predictors`, "
+                         "not seed= / model_name=")
+    rows: list[dict] = []
+    for name, pred in predictors.items():
+        per_seed = pred.items() if isinstance(pred, Mapping) else ((s, pred) for s in seeds)
+        for seed, p in per_seed:
+            rows += evaluate(p, dataset, seed=int(seed), model_name=name, **kwargs)
     return rows
 
 

@@ -20,6 +20,7 @@ from robustfusion.robustness import (
     aggregate,
     auilc,
     evaluate,
+    evaluate_many,
     oracle_gap_rows,
     read_rows_csv,
     relative_robustness,
@@ -91,7 +92,7 @@ def test_same_seed_same_rows_and_other_seed_differs():
     a = evaluate(Recorder(), ds, levels=LEVELS, seed=0, batch_size=16)
     b = evaluate(Recorder(), ds, levels=LEVELS, seed=0, batch_size=16)
     c = evaluate(Recorder(), ds, levels=LEVELS, seed=1, batch_size=16)
-    same = lambda x, y: x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y))  # noqa: E731
+    same = lambda x, y: x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y))
     assert all(same(x["value"], y["value"]) and _key(x) == _key(y) for x, y in zip(a, b))
     va = {_key(r): r["value"] for r in a if r["protocol"] == "sample_rate" and r["level"] == 0.5}
     vc = {_key(r): r["value"] for r in c if r["protocol"] == "sample_rate" and r["level"] == 0.5}
@@ -270,3 +271,13 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
         write_rows_csv(bad, path)
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["robustness.csv"]
+
+
+def test_evaluate_many_names_models_and_seeds():
+    ds = make_dataset()
+    rows = evaluate_many({"a": Recorder(), "b": {3: Recorder(scale=2.0), 4: Recorder(scale=2.0)}}, ds,
+                         seeds=(0, 1), protocols=("subsets",), metrics=["MAE"], batch_size=64)
+    assert sorted({(r["model"], r["seed"]) for r in rows}) == [("a", 0), ("a", 1), ("b", 3), ("b", 4)]
+    assert len(rows) == 4 * 7
+    with pytest.raises(ValueError, match="seeds="):
+        evaluate_many({"a": Recorder()}, ds, seed=1)
