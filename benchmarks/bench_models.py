@@ -10,7 +10,8 @@ Each model is measured in a fresh subprocess so that peak memory is its own:
   resetting it through ``/proc/self/clear_refs``; elsewhere ``ru_maxrss``), in MiB;
 * CUDA: ``torch.cuda.max_memory_allocated`` growth during one step, in MiB.
 
-Time is the median over ``--repeats`` steps after one warm-up step, with one intra-op thread on
+Time is the median (and the minimum, less sensitive to other processes on a shared machine)
+over ``--repeats`` steps after one warm-up step, with one intra-op thread on
 CPU (``torch.set_num_threads(1)``) so numbers on a shared machine are comparable.
 
     python benchmarks/bench_models.py [--device cpu|cuda] [--repeats 5] [--models mult tfn]
@@ -89,7 +90,8 @@ def measure(label: str, device: str, repeats: int) -> dict:
         t0 = time.perf_counter()
         step()
         times.append((time.perf_counter() - t0) * 1000)
-    return {"model": label, "params": params, "ms": statistics.median(times), "peak_mib": peak_mib}
+    return {"model": label, "params": params, "ms": statistics.median(times), "min_ms": min(times),
+            "peak_mib": peak_mib}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -116,13 +118,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"MOSEI-shaped inputs B={B}, T={T}, dims {DIMS}; device {args.device}; "
           f"median of {args.repeats} forward+backward steps, 1 thread")
     print()
-    print("| model | parameters | fwd+bwd (ms) | peak memory (MiB) |")
-    print("|---|---:|---:|---:|")
+    print("| model | parameters | fwd+bwd median (ms) | fwd+bwd min (ms) | peak memory (MiB) |")
+    print("|---|---:|---:|---:|---:|")
     for r in rows:
         if "error" in r:
-            print(f"| {r['model']} | error: {r['error']} | | |")
+            print(f"| {r['model']} | error: {r['error']} | | | |")
         else:
-            print(f"| {r['model']} | {r['params']:,} | {r['ms']:.1f} | {r['peak_mib']:.1f} |")
+            print(f"| {r['model']} | {r['params']:,} | {r['ms']:.1f} | {r['min_ms']:.1f} | {r['peak_mib']:.1f} |")
 
 
 if __name__ == "__main__":
