@@ -45,7 +45,8 @@ def write_report(rows: Iterable[dict], out_dir: str | Path, metrics: Sequence[st
 
     Returns:
         ``{"markdown": str, "table_md": Path, "table_tex": Path, "aggregate_csv": Path,
-        "plots": [Path of every PNG], "files": [every file written]}``.
+        "plots": [Path of every PNG], "paths": {the four path entries}, "files": [every file
+        written]}``.
     """
     rows = [dict(r) for r in rows]
     if not rows:
@@ -93,5 +94,6 @@ def write_report(rows: Iterable[dict], out_dir: str | Path, metrics: Sequence[st
     markdown = "\n".join(md).rstrip() + "\n"
     files.append(atomic_write_text(out_dir / "table.md", markdown))
     files.append(atomic_write_text(out_dir / "table.tex", "\n".join(tex).rstrip() + "\n"))
-    return {"markdown": markdown, "table_md": out_dir / "table.md", "table_tex": out_dir / "table.tex",
-            "aggregate_csv": out_dir / "robustness_aggregate.csv", "plots": pngs, "files": files}
+    paths = {"table_md": out_dir / "table.md", "table_tex": out_dir / "table.tex",
+             "aggregate_csv": out_dir / "robustness_aggregate.csv", "plots": pngs}
+    return {"markdown": markdown, **paths, "paths": paths, "files": files}
