@@ -16,6 +16,12 @@ ACL 2019, arXiv 1906.00295) definition by definition, and returns MMSA's key nam
 ``Corr``            Pearson correlation on unclipped values
 ==================  ==========================================================================
 
+Where the two references disagree, this module follows MMSA (whose key names it returns):
+MulT's ``eval_mosei_senti`` passes ``f1_score(preds, truth)`` with the arguments swapped (its F1
+is weighted by the *predicted* class counts), and with ``exclude_zero=False`` it splits at
+``> 0`` rather than MMSA's ``>= 0``. Numbers copied from MulT-derived tables can therefore
+differ from ``Has0_*`` / ``Non0_F1_score`` by these conventions, not by model quality.
+
 Documented edge cases (the references return NaN or crash there):
 
 * ``Corr`` is **0.0** when the predictions or the labels are constant (zero variance; NumPy's
