@@ -53,6 +53,8 @@ __all__ = [
 
 #: Ridge penalties tried on the validation split.
 DEFAULT_ALPHAS: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)
+#: How sequence modalities become ridge features (see :func:`pooled_features`).
+FEATURE_MODES = ("mean", "flatten")
 
 
 def _subset(subset: str | Iterable[str]) -> tuple[str, ...]:
@@ -66,15 +68,28 @@ def _check_subset(subset: tuple[str, ...], dataset: MultimodalDataset) -> None:
                          + (f", found unknown {unknown}" if unknown else ""))
 
 
-def pooled_features(batch: MultimodalBatch, modalities: Sequence[str]) -> tuple[Tensor, Tensor]:
-    """``(x [B, sum D_m], present [B, M])``: each modality mean-pooled over its observed frames
-    (``[B, D]`` inputs unchanged), concatenated in ``modalities`` order."""
+def pooled_features(batch: MultimodalBatch, modalities: Sequence[str], mode: str = "mean") -> tuple[Tensor, Tensor]:
+    """``(x [B, F], present [B, M])``: the modalities' features concatenated in ``modalities``
+    order. ``mode="mean"`` (default): each sequence mean-pooled over its observed frames;
+    ``"flatten"``: every frame kept (unobserved frames zeroed), ``[B, T * D]`` per sequence, which
+    needs the same ``T`` at fit and predict time. ``[B, D]`` inputs are used as they are."""
+    if mode not in FEATURE_MODES:
+        raise ValueError(f"feature mode: expected one of {FEATURE_MODES}, found {mode!r}")
     parts = []
     for m in modalities:
-        x = batch.inputs[m]
-        parts.append(masked_mean(x, batch.frame_mask(m)) if x.dim() == 3 else x)
+        x, fm = batch.inputs[m], batch.frame_mask(m)
+        if x.dim() == 3 and mode == "mean":
+            x = masked_mean(x, fm)
+        elif x.dim() == 3:
+            x = (x if fm is None else x * fm.unsqueeze(-1).to(x.dtype)).flatten(1)
+        parts.append(x)
     present = torch.stack([batch.present_mask(m) for m in modalities], dim=1)
     return torch.cat(parts, dim=-1), present
+
+
+def _feature_widths(batch: MultimodalBatch, modalities: Sequence[str], mode: str) -> tuple[int, ...]:
+    return tuple(int(batch.inputs[m].shape[-1] * (batch.inputs[m].shape[1] if batch.inputs[m].dim() == 3
+                                                    and mode == "flatten" else 1)) for m in modalities)
 
 
 def _targets_matrix(targets: Tensor, task: str, k: int) -> Tensor:
@@ -104,7 +119,8 @@ class RidgeSpecialist:
         mean, std: ``[F]`` training statistics of the pooled features.
         weight, bias: ``[F, K]`` and ``[K]`` on standardised features.
         alpha: the selected penalty; ``val_scores``: ``{alpha: validation score}`` (lower is better).
-        dims: ``[M]`` feature size of each modality (for mean imputation of absent ones).
+        dims: ``[M]`` feature width of each modality (for mean imputation of absent ones).
+        feature_mode: ``"mean"`` or ``"flatten"`` (:func:`pooled_features`).
         fallback: ``[K]`` prediction when none of ``modalities`` is present.
     """
 
@@ -118,12 +134,18 @@ class RidgeSpecialist:
     alpha: float
     dims: tuple[int, ...]
     fallback: Tensor
+    feature_mode: str = "mean"
     val_scores: dict[float, float] = field(default_factory=dict)
 
     def standardise(self, batch: MultimodalBatch) -> tuple[Tensor, Tensor]:
         """``([B, F] float64 standardised features (absent modalities 0), [B, M] presence)``,
         computed on the CPU where the fitted statistics live."""
-        x, present = pooled_features(batch.to("cpu"), self.modalities)
+        batch = batch.to("cpu")
+        found = _feature_widths(batch, self.modalities, self.feature_mode)
+        if found != self.dims:
+            raise ValueError(f"ridge specialist {'+'.join(self.modalities)}: expected feature widths "
+                             f"{list(self.dims)} ({self.feature_mode!r} features), found {list(found)}")
+        x, present = pooled_features(batch, self.modalities, self.feature_mode)
         z = (x.double() - self.mean) / self.std
         cols = torch.repeat_interleave(present, torch.tensor(self.dims, device=present.device), dim=1)
         return torch.where(cols, z, torch.zeros_like(z)), present  # absent -> training mean
@@ -153,9 +175,13 @@ def _val_score(task: str, scores: Tensor, targets: Tensor) -> float:
 
 
 def fit_ridge_specialist(train: MultimodalDataset, val: MultimodalDataset, subset: str | Iterable[str],
-                         alphas: Sequence[float] = DEFAULT_ALPHAS) -> RidgeSpecialist:
+                         alphas: Sequence[float] = DEFAULT_ALPHAS, feature_mode: str = "mean") -> RidgeSpecialist:
     """Fit ridge regressions for every ``alpha`` on ``train`` and keep the one with the best
     validation score; closed form through one eigendecomposition of ``X^T X`` (float64).
+
+    ``feature_mode``: ``"mean"`` (default; sequences mean-pooled over observed frames) or
+    ``"flatten"`` (every frame a feature; for short fixed-length sequences: the cost grows as
+    ``(T * D)^3``).
 
     Raises:
         ValueError: an unknown or empty subset, an empty alpha grid or a negative alpha.
@@ -166,9 +192,10 @@ def fit_ridge_specialist(train: MultimodalDataset, val: MultimodalDataset, subse
     if not alphas or any(a < 0 for a in alphas):
         raise ValueError(f"alphas: expected a non-empty grid of penalties >= 0, found {list(alphas)}")
     k = train.num_outputs
-    x, present = pooled_features(train.full_batch(), mods)
+    full = train.full_batch()
+    x, present = pooled_features(full, mods, feature_mode)
     x = x.double()
-    dims = tuple(train.modality_dims[m] for m in mods)
+    dims = _feature_widths(full, mods, feature_mode)
     cols = torch.repeat_interleave(present, torch.tensor(dims), dim=1)
     n_obs = cols.double().sum(0).clamp_min(1.0)
     mean = (x * cols).sum(0) / n_obs
@@ -185,7 +212,8 @@ def fit_ridge_specialist(train: MultimodalDataset, val: MultimodalDataset, subse
     scores_by_alpha: dict[float, float] = {}
     for alpha in alphas:
         weight = evecs @ (proj / (evals.clamp_min(0.0) + alpha).clamp_min(1e-12).unsqueeze(1))
-        cand = RidgeSpecialist(mods, train.task, k, mean, std, weight, bias, float(alpha), dims, fallback)
+        cand = RidgeSpecialist(mods, train.task, k, mean, std, weight, bias, float(alpha), dims, fallback,
+                               feature_mode)
         score = _val_score(train.task, cand.scores(val.full_batch()), val.targets)
         scores_by_alpha[float(alpha)] = score
         if best is None or score < best_score:  # ties keep the earlier alpha of the grid
@@ -274,16 +302,17 @@ def train_subset_model(model_name: str, train: MultimodalDataset, val: Multimoda
 
 def fit_specialists(train: MultimodalDataset, val: MultimodalDataset, kind: str = "ridge",
                     subsets: Iterable[str | Iterable[str]] | None = None, *, seed: int = 0,
-                    alphas: Sequence[float] = DEFAULT_ALPHAS, **train_kwargs) -> dict[str, RidgeSpecialist | ModelSpecialist]:
+                    alphas: Sequence[float] = DEFAULT_ALPHAS, feature_mode: str = "mean", **train_kwargs) -> dict[str, RidgeSpecialist | ModelSpecialist]:
     """One specialist per subset (default: every non-empty subset), keyed by subset name
-    (``"text+audio"``). ``kind="ridge"`` fits :func:`fit_ridge_specialist`; any registered model
-    name trains :func:`train_subset_model` with ``train_kwargs``."""
+    (``"text+audio"``). ``kind="ridge"`` fits :func:`fit_ridge_specialist` (with ``alphas`` and
+    ``feature_mode``); any registered model name trains :func:`train_subset_model` with
+    ``train_kwargs``."""
     chosen = [_subset(s) for s in subsets] if subsets is not None else all_subsets(train.modalities)
     out: dict[str, RidgeSpecialist | ModelSpecialist] = {}
     for s in chosen:
         s = tuple(m for m in train.modalities if m in s) or s
         if kind == "ridge":
-            out[subset_name(s)] = fit_ridge_specialist(train, val, s, alphas)
+            out[subset_name(s)] = fit_ridge_specialist(train, val, s, alphas, feature_mode)
         else:
             out[subset_name(s)] = train_subset_model(kind, train, val, s, seed=seed, **train_kwargs)
     return out

@@ -48,6 +48,22 @@ def test_pooled_features_mean_over_observed_frames():
     assert present.all()
 
 
+def test_flatten_features_and_width_check():
+    tr, va = toy(60, 0), toy(20, 1)
+    ds = toy(4, 2)
+    x, _ = pooled_features(ds.full_batch(), ["text", "audio"], "flatten")
+    fm = ds.frame_masks["text"]
+    torch.testing.assert_close(x[:, :15], (ds.features["text"] * fm.unsqueeze(-1)).flatten(1))
+    spec = fit_ridge_specialist(tr, va, "text+audio", feature_mode="flatten")
+    assert spec.dims == (15, 4) and spec.weight.shape == (19, 1)
+    short = ds.full_batch().replace(inputs={**ds.full_batch().inputs, "text": torch.randn(4, 3, 3)},
+                                    frame_masks={})
+    with pytest.raises(ValueError, match="feature widths"):
+        spec.predict(short)
+    with pytest.raises(ValueError, match="feature mode"):
+        pooled_features(ds.full_batch(), ["text"], "max")
+
+
 def test_ridge_matches_sklearn_on_standardised_features():
     sklearn = pytest.importorskip("sklearn.linear_model")
     tr, va = toy(80, 0, noise=0.3), toy(30, 1, noise=0.3)
