@@ -113,22 +113,32 @@ def _load(fobj, source: str):
         return _RestrictedUnpickler(fobj, source, encoding="latin1").load()
 
 
+_READ_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+                OverflowError, MemoryError, UnicodeDecodeError)
+
+
+def _bad_file(source: str, err: Exception) -> ValueError:
+    return ValueError(
+        f"{source}: expected a complete pickle file (a dict of numpy arrays), but it could not be "
+        f"read: {type(err).__name__}: {err} (the file is truncated, corrupt or not a pickle)"
+    )
+
+
 def safe_loads_pickle(data: bytes, source: str = "<bytes>"):
     """Unpickle ``data`` with the restricted allow-list (see module docstring)."""
     try:
         return _load(io.BytesIO(data), source)
     except UnsafePickleError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
-            KeyError, OverflowError, MemoryError, UnicodeDecodeError) as err:
-        raise ValueError(
-            f"{source}: expected a complete pickle file (a dict of numpy arrays), but it could not be "
-            f"read: {type(err).__name__}: {err} (the file is truncated, corrupt or not a pickle)"
-        ) from err
+    except _READ_ERRORS as err:
+        raise _bad_file(source, err) from err
 
 
 def safe_load_pickle(path: str | Path):
     """Load a dataset pickle from ``path`` refusing any global outside the allow-list.
+
+    The file is streamed (not read into memory first), so peak memory is about the size of the
+    arrays it holds.
 
     Raises:
         FileNotFoundError: ``path`` does not exist (the message names it).
@@ -139,5 +149,9 @@ def safe_load_pickle(path: str | Path):
     if not p.is_file():
         raise FileNotFoundError(f"{p}: expected a dataset pickle file, found no such file")
     with open(p, "rb") as f:
-        data = f.read()
-    return safe_loads_pickle(data, str(p))
+        try:
+            return _load(f, str(p))
+        except UnsafePickleError:
+            raise
+        except _READ_ERRORS as err:
+            raise _bad_file(str(p), err) from err

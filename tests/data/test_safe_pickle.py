@@ -108,7 +108,7 @@ def _sbs(b: bytes) -> bytes:
     return b"U" + bytes([len(b)]) + b  # SHORT_BINSTRING: a Python-2 str
 
 
-def test_python2_pickle_of_numpy_array():
+def test_python2_pickle_of_numpy_array(tmp_path):
     """Python-2 pickles store array bytes as py2 str: decoded with the latin1 fallback."""
     raw = np.array([1.5, -2.0, 3.25], dtype="<f4").tobytes()  # contains bytes >= 0x80
     data = (b"\x80\x02}" + _sbs(b"x")
@@ -118,3 +118,5 @@ def test_python2_pickle_of_numpy_array():
             + b"\x89" + _sbs(raw) + b"tbs.")
     out = safe_loads_pickle(data, "py2.pkl")
     np.testing.assert_array_equal(out["x"], np.array([1.5, -2.0, 3.25], dtype=np.float32))
+    (tmp_path / "py2.pkl").write_bytes(data)  # streamed from a file: the retry rewinds it
+    np.testing.assert_array_equal(safe_load_pickle(tmp_path / "py2.pkl")["x"], out["x"])
