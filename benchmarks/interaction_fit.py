@@ -73,6 +73,34 @@ def build_pair(num_slots: int, hidden_dim: int, width: int, steps: int, context_
         w += 1
 
 
+def build_gmc_trio(num_slots: int, hidden_dim: int, width: int, steps: int, context_mode: str,
+                   seed: int, contrastive_weight: float = 1.0) -> list[tuple[str, nn.Module]]:
+    """``gmc_pf`` with GMC's prediction rule, ``gmc_pf`` predicting from the modalities' latents,
+    and a plain ``gmc`` whose base encoders are widened to at least the same parameter count.
+
+    Note: the two modalities of this task share no information, which is what GMC's contrastive
+    term rewards, so ``contrastive_weight`` matters a lot here."""
+    dims = {"selector": num_slots, "payload": num_slots}
+    common = {"modality_dims": dims, "task": "regression", "num_outputs": 1, "encoder": "mlp",
+              "hidden_dim": hidden_dim, "latent_dim": 2 * hidden_dim, "regression_loss": "mse",
+              "contrastive_weight": contrastive_weight,
+              "joint_kwargs": {"encoder_kwargs": {"hidden_dim": width, "dropout": 0.0}}}
+    out = []
+    cw = f", cw={contrastive_weight:g}"
+    for rule in ("gmc", "modalities"):
+        torch.manual_seed(seed)
+        out.append((f"gmc_pf R={steps} ({context_mode}, predict_from={rule}{cw})",
+                    create_model("gmc_pf", steps=steps, context_mode=context_mode, predict_from=rule,
+                                 encoder_kwargs={"hidden_dim": width, "dropout": 0.0}, **common)))
+    target, w = count_parameters(out[0][1]), width
+    while True:
+        torch.manual_seed(seed)
+        gmc = create_model("gmc", encoder_kwargs={"hidden_dim": w, "dropout": 0.0}, **common)
+        if count_parameters(gmc) >= target:
+            return [*out, (f"gmc (vs {context_mode}{cw})", gmc)]
+        w += 1
+
+
 def train_model(model: nn.Module, data: MultimodalBatch, epochs: int, batch_size: int, lr: float,
                 seed: int) -> None:
     """Minimal loop: Adam, shuffled mini-batches, ``model(batch).loss``."""
@@ -105,9 +133,11 @@ class InteractionResult:
 def run_experiment(seeds: list[int], n_train: int = 4000, n_test: int = 2000, num_slots: int = 8,
                    hidden_dim: int = 4, width: int = 32, steps: int = 2,
                    context_modes: tuple[str, ...] = ("add", "gate", "concat"), epochs: int = 60,
-                   batch_size: int = 128, lr: float = 1e-2) -> list[InteractionResult]:
+                   batch_size: int = 128, lr: float = 1e-2, gmc: bool = False,
+                   contrastive_weight: float = 1.0) -> list[InteractionResult]:
     """Train, for every seed and context mode, a progressive model and a late-fusion model with at
-    least as many parameters on the same data; test MSE (predicting 0 scores 1.0)."""
+    least as many parameters on the same data (and, with ``gmc``, the trio of
+    :func:`build_gmc_trio`); test MSE (predicting 0 scores 1.0)."""
     results = []
     for seed in seeds:
         g = torch.Generator().manual_seed(1000 + seed)
@@ -115,7 +145,10 @@ def run_experiment(seeds: list[int], n_train: int = 4000, n_test: int = 2000, nu
         test = make_interaction_data(n_test, num_slots, generator=g)
         for mode in context_modes:
             prog, late = build_pair(num_slots, hidden_dim, width, steps, mode, seed)
-            for name, model in ((f"progressive R={steps} ({mode})", prog), (f"late_fusion (vs {mode})", late)):
+            models = [(f"progressive R={steps} ({mode})", prog), (f"late_fusion (vs {mode})", late)]
+            if gmc:
+                models += build_gmc_trio(num_slots, hidden_dim, width, steps, mode, seed, contrastive_weight)
+            for name, model in models:
                 t0 = time.perf_counter()
                 train_model(model, train, epochs, batch_size, lr, seed)
                 results.append(InteractionResult(seed, name, count_parameters(model), evaluate_mse(model, test),
@@ -148,11 +181,14 @@ def main() -> None:
     p.add_argument("--context-modes", nargs="+", default=["add", "gate", "concat"])
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--gmc", action="store_true", help="also train gmc and gmc_pf (both prediction rules)")
+    p.add_argument("--contrastive-weight", type=float, default=1.0, help="GMC loss weight (with --gmc)")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     res = run_experiment(a.seeds, a.n_train, a.n_test, a.slots, a.hidden_dim, a.width, a.steps,
-                         tuple(a.context_modes), a.epochs, lr=a.lr)
+                         tuple(a.context_modes), a.epochs, lr=a.lr, gmc=a.gmc,
+                         contrastive_weight=a.contrastive_weight)
     print(markdown_table(res))
 
 
