@@ -91,6 +91,32 @@ def test_given_encoders_must_have_the_context_port():
     assert all(model.encoders[m] is ported[m] for m in DIMS)
 
 
+class UserEncoder(torch.nn.Module):
+    """A user-written encoder that joins by the documented interface only (no base class):
+    attributes ``in_dim``/``out_dim``/``context_dim`` and ``forward(x, mask=None, context=None)``."""
+
+    def __init__(self, in_dim: int, out_dim: int, context_dim: int) -> None:
+        super().__init__()
+        self.in_dim, self.out_dim, self.context_dim = in_dim, out_dim, context_dim
+        self.net = torch.nn.Linear(in_dim, out_dim)
+        self.ctx = torch.nn.Linear(context_dim, out_dim, bias=False)
+
+    def forward(self, x, mask=None, context=None):
+        h = self.net(x.mean(dim=1) if x.dim() == 3 else x)
+        return h if context is None else h + self.ctx(context)
+
+
+def test_a_user_written_encoder_takes_part():
+    encs = {m: UserEncoder(d, H, H) for m, d in DIMS.items()}
+    model = create_model("progressive", modality_dims=DIMS, hidden_dim=H, steps=3, encoders=encs).eval()
+    batch = make_batch(every_subset_present())
+    out = model(batch)
+    out.loss.backward()
+    assert all(e.ctx.weight.grad.abs().sum() > 0 for e in encs.values())
+    model.steps = 1
+    torch.testing.assert_close(model(batch).prediction, late_twin(model).eval()(batch).prediction, rtol=0, atol=0)
+
+
 # ---------------------------------------------------------------------------- R = 1 is late fusion
 @pytest.mark.parametrize("fusion", ["mean", "concat"])
 @pytest.mark.parametrize("mode", MODES)
