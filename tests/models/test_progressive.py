@@ -309,9 +309,14 @@ def test_progressive_beats_late_fusion_of_the_same_size_on_an_interaction():
     """Small version of benchmarks/interaction_fit.py (y = payload[k], k read from the selector;
     4-wide bottleneck, 8 slots): over 3 seeds, R=2 progressive fusion beats late fusion with at
     least as many parameters, on every seed."""
-    torch.set_num_threads(1)
     fit = _interaction_module()
-    res = fit.run_experiment([0, 1, 2], n_train=2000, n_test=1000, context_modes=("concat",), epochs=40, lr=1e-2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small matrices: one thread is fastest and plays well on shared CI
+    try:
+        res = fit.run_experiment([0, 1, 2], n_train=2000, n_test=1000, context_modes=("concat",), epochs=40,
+                                 lr=1e-2)
+    finally:
+        torch.set_num_threads(threads)
     by_seed: dict[int, dict[str, object]] = {}
     for r in res:
         by_seed.setdefault(r.seed, {})["late" if r.model.startswith("late") else "prog"] = r
