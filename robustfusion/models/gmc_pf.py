@@ -66,8 +66,10 @@ class GMCProgressive(GMC):
     context), ``supports_latent_reuse`` is ``False``: an evaluator must re-encode each subset.
 
     Cost: one forward runs every base encoder ``R`` times and the joint encoder once (about
-    ``R`` times the base-encoder compute of :class:`GMC`; measured in
-    ``benchmarks/bench_progressive.py``). ``R = 1`` with ``c_0 = 0`` is exactly :class:`GMC`
+    ``R`` times the base-encoder compute of :class:`GMC`). Measured by
+    ``benchmarks/bench_progressive.py`` against plain GMC (GRU encoders, B=24, T=50, MOSEI
+    sizes, one CPU thread): R=2 / R=3 keep 1.6x / 2.1x the activations for backward and take
+    about 1.5x / 2.1x the CPU time of forward+backward. ``R = 1`` with ``c_0 = 0`` is exactly :class:`GMC`
     with the same weights.
 
     Args:
