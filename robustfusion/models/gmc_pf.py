@@ -58,7 +58,8 @@ class GMCProgressive(GMC):
     otherwise, ``fallback`` with none. Because ``f_joint`` is not unrolled, the back-connection
     then reaches complete samples' predictions only through training (the contrastive loss
     aligns ``z_joint`` with the refined ``z_m^R``); ``predict_from="modalities"`` predicts
-    every sample from the mean of its present ``z_m^R``.
+    every sample from the mean of its present ``z_m^R``. On the interaction task of
+    ``benchmarks/interaction_fit.py --gmc`` only the latter gains from the back-connection.
 
     Missing modalities cannot leak in: the context of a sample at every step is a function of
     its present modalities only, and its prediction and loss terms use only its present
