@@ -234,3 +234,17 @@ def test_every_option_combination_runs_forward_backward_on_every_subset(mode, co
     out = model(make_batch(every_subset_present(), frame_masks=True))  # mixed subsets, sequences
     out.loss.backward()
     assert torch.isfinite(out.loss)
+
+
+def test_rebuilt_from_init_config_and_safetensors_gives_the_same_predictions(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = build(steps=2, learned_init=True, context="concat").eval()
+    with torch.no_grad():
+        model.c0.normal_()
+    save_file(model.state_dict(), str(tmp_path / "model.safetensors"))
+    torch.manual_seed(1)
+    again = create_model(model.registry_name, **model.init_config).eval()
+    again.load_state_dict(load_file(str(tmp_path / "model.safetensors")))
+    batch = make_batch(every_subset_present(), targets=False)
+    assert torch.equal(again(batch).prediction, model(batch).prediction)

@@ -324,3 +324,23 @@ def test_progressive_beats_late_fusion_of_the_same_size_on_an_interaction():
         prog, late = pair["prog"], pair["late"]
         assert late.params >= prog.params
         assert prog.test_mse < 0.3 and prog.test_mse < 0.5 * late.test_mse, (seed, prog, late)
+
+
+# ---------------------------------------------------------------------------- checkpoints
+@pytest.mark.parametrize("name", ["progressive", "late_fusion"])
+def test_rebuilt_from_init_config_and_safetensors_gives_the_same_predictions(name: str, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    torch.manual_seed(0)
+    kw = {"steps": 3, "learned_init": True, "fusion": "concat"} if name == "progressive" else {}
+    model = create_model(name, modality_dims=DIMS, task="regression", num_outputs=1, hidden_dim=H, **kw).eval()
+    if name == "progressive":
+        with torch.no_grad():
+            model.c0.normal_()
+    model.set_fallback(0.2)
+    save_file(model.state_dict(), str(tmp_path / "model.safetensors"))
+    torch.manual_seed(1)
+    again = create_model(model.registry_name, **model.init_config).eval()
+    again.load_state_dict(load_file(str(tmp_path / "model.safetensors")))
+    batch = make_batch(every_subset_present(), targets=False)
+    assert torch.equal(again(batch).prediction, model(batch).prediction)
