@@ -136,6 +136,10 @@ class SyntheticAffect:
         y_scale, y_noise: sentiment ``y = y_scale * w^T s + y_noise * e``.
         num_emotions, emotion_scale, emotion_noise: the emotion class model.
         frame_weight_std: std of ``log r_{m,t}`` (0 = every frame equally informative).
+        shared_loadings: ``True`` (default): ``G_{m,t} = G_m`` and ``H_{m,t} = H_m`` for every
+            frame, so frames differ only by their weight ``r_{m,t}`` (as in real features, where
+            a frame means the same thing at every position); ``False``: an independent
+            loading matrix per frame (much harder for position-agnostic encoders).
         variable_length, min_length_fraction: per-sample sequence lengths.
     """
 
@@ -143,7 +147,7 @@ class SyntheticAffect:
                  modalities: Mapping[str, ModalitySpec | Mapping] | None = None, y_scale: float = 1.5,
                  y_noise: float = 0.3, num_emotions: int = 6, emotion_scale: float = 2.0,
                  emotion_noise: float = 0.5, frame_weight_std: float = 0.7, variable_length: bool = True,
-                 min_length_fraction: float = 0.5) -> None:
+                 min_length_fraction: float = 0.5, shared_loadings: bool = True) -> None:
         if latent_dim < 1 or private_dim < 0:
             raise ValueError(f"expected latent_dim >= 1 and private_dim >= 0, found {latent_dim}, {private_dim}")
         if not 0.0 < min_length_fraction <= 1.0:
@@ -174,6 +178,7 @@ class SyntheticAffect:
                        "y_noise": self.y_noise, "num_emotions": self.num_emotions,
                        "emotion_scale": self.emotion_scale, "emotion_noise": self.emotion_noise,
                        "frame_weight_std": float(frame_weight_std), "variable_length": self.variable_length,
+                       "shared_loadings": bool(shared_loadings),
                        "min_length_fraction": self.min_length_fraction}
         rng = np.random.default_rng([self.seed, 0])
         w = rng.standard_normal(self.k)
@@ -186,6 +191,8 @@ class SyntheticAffect:
             r = r / np.sqrt(np.mean(r ** 2))
             G = rng.standard_normal((sp.frames, sp.dim, self.k))
             H = rng.standard_normal((sp.frames, sp.dim, self.p))
+            if shared_loadings:
+                G, H = np.repeat(G[:1], sp.frames, axis=0), np.repeat(H[:1], sp.frames, axis=0)
             self.A[name] = sp.signal * r[:, None, None] * G / math.sqrt(self.k)
             self.B[name] = sp.private * H / math.sqrt(max(self.p, 1))
         self._torch_cache: dict[str, tuple[Tensor, ...]] = {}

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from robustfusion.data.standardize import RawInputPredictor, Standardizer
 from robustfusion.io import atomic_write_json
 from robustfusion.models.registry import MODELS, create_model
 from robustfusion.runner.config import ConfigError, load_config
@@ -20,6 +21,7 @@ from robustfusion.runner.rundir import (build_model_from_run, finish_run, read_r
 from robustfusion.runner.seeding import seed_everything
 
 __all__ = ["load_data", "build_model", "train_run", "resume_run", "evaluate_model", "evaluate_run", "oracle_rows",
+           "prepare_data", "run_standardizer",
            "report_dirs"]
 
 
@@ -42,6 +44,26 @@ def load_data(cfg: DictConfig, cache: bool = False) -> dict[str, Any]:
     if cache:
         _DATA_CACHE[key] = data
     return data
+
+
+def prepare_data(cfg: DictConfig, standardizer: Standardizer | None = None,
+                 cache: bool = False) -> tuple[dict[str, Any], Standardizer | None]:
+    """The splits as models see them: loaded, then standardised with ``standardizer`` (default:
+    fitted on the training split) when ``cfg.data.standardize`` is on."""
+    data = load_data(cfg, cache=cache)
+    if not cfg.data.standardize:
+        return data, None
+    if standardizer is None:
+        if "train" not in data:
+            raise ValueError(f"dataset {cfg.data.name!r} has no 'train' split to fit the standardisation on")
+        standardizer = Standardizer.fit(data["train"])
+    return {k: standardizer.transform(v) for k, v in data.items()}, standardizer
+
+
+def run_standardizer(run_dir: str | Path) -> Standardizer | None:
+    """The standardisation a run was trained with (``None`` if it used raw features)."""
+    path = Path(run_dir) / "standardizer.json"
+    return Standardizer.load(path) if path.is_file() else None
 
 
 def build_model(cfg: DictConfig, train) -> torch.nn.Module:
@@ -69,7 +91,8 @@ def train_run(cfg: DictConfig, out: str | Path = "runs", run_dir: str | Path | N
               on_epoch_end=None, cache_data: bool = False) -> Path:
     """Train one run into a new directory under ``out`` (or ``run_dir``); returns the directory."""
     seed_everything(cfg.seed)
-    data = load_data(cfg, cache=cache_data)
+    run_dir = Path(run_dir) if run_dir is not None else _make_run_dir(cfg, out)
+    data, standardizer = prepare_data(cfg, run_standardizer(run_dir) if resume else None, cache=cache_data)
     for split in ("train", "valid"):
         if split not in data:
             raise ValueError(f"dataset {cfg.data.name!r} has no {split!r} split; found {sorted(data)}")
@@ -77,9 +100,10 @@ def train_run(cfg: DictConfig, out: str | Path = "runs", run_dir: str | Path | N
     model = build_model(cfg, train)
     set_fallback_from_targets(model, train)
     device = resolve_device(cfg.train.device)
-    run_dir = Path(run_dir) if run_dir is not None else _make_run_dir(cfg, out)
     if not resume:
         write_run_files(run_dir, cfg, model, device)
+        if standardizer is not None:
+            standardizer.save(run_dir / "standardizer.json")
     result = fit(model, train, data["valid"], cfg.train, cfg.seed, run_dir=run_dir, resume=resume,
                  on_epoch_end=on_epoch_end)
     final: dict[str, Any] = {"selected_epoch": result.selected_epoch, "epochs_run": result.epochs_run,
@@ -97,8 +121,10 @@ def resume_run(run_dir: str | Path, on_epoch_end=None) -> Path:
     return train_run(cfg, run_dir=run_dir, resume=True, on_epoch_end=on_epoch_end)
 
 
-def evaluate_model(model: torch.nn.Module, cfg: DictConfig, dataset, oracle: bool = False) -> list[dict]:
-    """Robustness rows of ``model`` (and optionally the oracle) on ``dataset`` under ``cfg.eval``."""
+def evaluate_model(model: torch.nn.Module, cfg: DictConfig, dataset, oracle: bool = False,
+                   standardizer: Standardizer | None = None) -> list[dict]:
+    """Robustness rows of ``model`` (and optionally the oracle) on ``dataset`` under ``cfg.eval``.
+    ``standardizer``: the scaling ``dataset`` carries (the oracle needs raw features)."""
     from robustfusion.robustness import evaluate
 
     device = resolve_device(cfg.train.device)
@@ -107,7 +133,7 @@ def evaluate_model(model: torch.nn.Module, cfg: DictConfig, dataset, oracle: boo
                     model_name=cfg.model.name if not cfg.name else cfg.name, split=cfg.data.split,
                     keep_at_least_one=cfg.eval.keep_at_least_one, device=device)
     if oracle:
-        rows += oracle_rows(cfg, dataset)
+        rows += oracle_rows(cfg, dataset, standardizer)
     return rows
 
 
@@ -122,24 +148,26 @@ def evaluate_run(run_dir: str | Path, overrides: Sequence[str] = (), oracle: boo
     if overrides:
         cfg = load_config(None, overrides, base=OmegaConf.to_container(cfg))
     model = build_model_from_run(run_dir)
-    data = load_data(cfg)
+    data, standardizer = prepare_data(cfg, run_standardizer(run_dir))
     split = cfg.data.split
     if split not in data:
         raise ValueError(f"data.split={split!r} is not a split of {cfg.data.name!r}; found {sorted(data)}")
-    rows = evaluate_model(model, cfg, data[split], oracle=oracle)
+    rows = evaluate_model(model, cfg, data[split], oracle=oracle, standardizer=standardizer)
     out = run_dir / "eval" / split
     write_rows_csv(rows, out / "robustness.csv")
     write_report(rows, out)
     return out, rows
 
 
-def oracle_rows(cfg: DictConfig, dataset) -> list[dict]:
+def oracle_rows(cfg: DictConfig, dataset, standardizer: Standardizer | None = None) -> list[dict]:
     """Rows of the Bayes-optimal oracle on the same drop patterns (synthetic benchmark only)."""
     from robustfusion.robustness import evaluate
 
     oracle = dataset.meta.get("oracle")
     if oracle is None:
         return []
+    if standardizer is not None:
+        oracle = RawInputPredictor(oracle, standardizer)
     return evaluate(oracle, dataset, protocols=list(cfg.eval.protocols), levels=list(cfg.eval.levels),
                     seed=cfg.seed, batch_size=cfg.eval.batch_size, dataset_name=cfg.data.name,
                     model_name="oracle", split=cfg.data.split, keep_at_least_one=cfg.eval.keep_at_least_one)

@@ -36,6 +36,7 @@ class DataConfig:
     split: str = "test"  # split scored by `robustfusion evaluate`
     split_seed: int = 0  # seed of the video-grouped carving of missing splits
     options: dict[str, Any] = field(default_factory=dict)  # extra loader options
+    standardize: bool = True  # scale features with training-split statistics (saved in the run)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from robustfusion.io import atomic_write_json, atomic_write_text
 from robustfusion.runner.config import load_config
 
-__all__ = ["Grid", "GRIDS", "METHODS", "reproduce", "method_config"]
+__all__ = ["Grid", "GRIDS", "METHODS", "DATASET_DEFAULTS", "dataset_base", "method_config", "preset_yaml", "reproduce"]
 
 # Method presets: model + training settings shared by every dataset (dataset-specific encoder
 # choices are merged in by the grid). `late_fusion_dropout` is late fusion trained with
@@ -49,28 +49,53 @@ class Grid:
     description: str = ""
 
 
-_SYNTH_MODEL = {"params": {"encoder": "gru", "hidden_dim": 32}}
-GRIDS: dict[str, Grid] = {
-    "synthetic": Grid(
-        base={"data": {"name": "synthetic"}, "model": _SYNTH_MODEL,
-              "train": {"epochs": 12, "batch_size": 64, "lr": 3e-3, "selection": "best"}},
+# Per-dataset base settings (encoders that fit the data's shape, optimisation that fits its size).
+# `configs/<dataset>/<method>.yaml` are these merged with METHODS (tests keep them in sync).
+_MULT_TRAIN = {"epochs": 40, "batch_size": 40, "lr": 1e-3, "selection": "last"}  # GMC kept the last epoch
+_MMSA_TRAIN = {"epochs": 30, "batch_size": 32, "lr": 5e-4, "selection": "best"}
+DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "synthetic": {"model": {"params": {"encoder": "gru", "hidden_dim": 32}},
+                  "train": {"epochs": 12, "batch_size": 64, "lr": 3e-3, "selection": "best"}},
+    "mosi_utterance": {"model": {"params": {"encoder": "mlp", "hidden_dim": 64}},
+                       "train": {"epochs": 40, "batch_size": 32, "lr": 1e-3, "selection": "best",
+                                 "weight_decay": 1e-3},
+                       "eval": {"protocols": ["subsets", "sample_rate"]}},
+    "mosi_mult": {"model": {"params": {"encoder": "gru", "hidden_dim": 64}}, "train": _MULT_TRAIN},
+    "mosei_mult": {"model": {"params": {"encoder": "gru", "hidden_dim": 64}}, "train": _MULT_TRAIN},
+    "iemocap_mult": {"model": {"params": {"encoder": "gru", "hidden_dim": 64}}, "train": _MULT_TRAIN},
+    "mosi_mmsa": {"model": {"params": {"encoder": "transformer", "hidden_dim": 64}}, "train": _MMSA_TRAIN},
+    "mosei_mmsa": {"model": {"params": {"encoder": "transformer", "hidden_dim": 64}}, "train": _MMSA_TRAIN},
+    "sims_mmsa": {"model": {"params": {"encoder": "transformer", "hidden_dim": 64}}, "train": _MMSA_TRAIN},
+}
+
+
+def dataset_base(name: str) -> dict[str, Any]:
+    """``{"data": {"name": name}}`` merged with the dataset's defaults."""
+    if name not in DATASET_DEFAULTS:
+        raise ValueError(f"no defaults for dataset {name!r}; known: {sorted(DATASET_DEFAULTS)}")
+    return _deep_merge({"data": {"name": name}}, DATASET_DEFAULTS[name])
+
+
+GRIDS: dict[str, Grid] = {}
+
+
+def _register_grids() -> None:
+    GRIDS["synthetic"] = Grid(
+        base=dataset_base("synthetic"),
         methods=["gmc", "gmc_pf", "late_fusion", "late_fusion_dropout", "early_fusion", "tfn", "lmf"],
         seeds=[0, 1, 2], oracle=True, specialists=True,
         quick={"methods": ["gmc", "gmc_pf", "late_fusion"], "seeds": [0],
                "base": {"train": {"epochs": 3}, "eval": {"levels": [0.0, 0.25, 0.5, 0.75, 1.0]}}},
-        description="the embedded synthetic affect benchmark with its Bayes-optimal oracle",
-    ),
-    "mosi_utterance": Grid(
-        base={"data": {"name": "mosi_utterance"},
-              "model": {"params": {"encoder": "mlp", "hidden_dim": 64}},
-              "train": {"epochs": 40, "batch_size": 32, "lr": 1e-3, "selection": "best", "weight_decay": 1e-3},
-              "eval": {"protocols": ["subsets", "sample_rate"]}},
+        description="the embedded synthetic affect benchmark with its Bayes-optimal oracle")
+    GRIDS["synthetic_extended"] = Grid(
+        base=dataset_base("synthetic"), methods=list(METHODS), seeds=[0, 1, 2], oracle=True, specialists=True,
+        description="the synthetic benchmark with every method, MulT included (slower)")
+    GRIDS["mosi_utterance"] = Grid(
+        base=dataset_base("mosi_utterance"),
         methods=["gmc_pf", "gmc", "late_fusion", "late_fusion_dropout"],
         seeds=[0, 1, 2], specialists=True,
         quick={"seeds": [0], "methods": ["gmc_pf"], "base": {"train": {"epochs": 5}}},
-        description="CMU-MOSI utterance features (npz); needs data.path",
-    ),
-}
+        description="CMU-MOSI utterance features (npz); needs data.path")
 
 
 def _deep_merge(a: dict, b: dict) -> dict:
@@ -78,6 +103,9 @@ def _deep_merge(a: dict, b: dict) -> dict:
     for k, v in b.items():
         out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
     return out
+
+
+_register_grids()
 
 
 def method_config(grid: Grid, method: str, seed: int, quick: bool = False,
@@ -92,6 +120,19 @@ def method_config(grid: Grid, method: str, seed: int, quick: bool = False,
     return load_config(None, overrides, base=base)
 
 
+def preset_yaml(dataset: str, method: str) -> str:
+    """The YAML text of ``configs/<dataset>/<method>.yaml``: dataset defaults + method preset, with
+    ``data.path: null`` (pass ``data.path=...``; configs never hold machine paths)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; known: {sorted(METHODS)}")
+    body = _deep_merge(_deep_merge(dataset_base(dataset), METHODS[method]), {"name": method})
+    body["data"].setdefault("path", None)
+    header = (f"# {method} on {dataset}; generated by configs/generate.py from robustfusion/runner/reproduce.py\n"
+              f"# usage: robustfusion train configs/{dataset}/{method}.yaml"
+              + (" data.path=..." if dataset != "synthetic" else "") + " [key=value ...]\n")
+    return header + OmegaConf.to_yaml(OmegaConf.create(body))
+
+
 def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Path = "results",
               overrides: Sequence[str] = (), log=print) -> dict[str, Any]:
     """Run grid ``name`` (a name from :data:`GRIDS`, default ``"synthetic"``, or a :class:`Grid`);
@@ -99,7 +140,7 @@ def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Pa
     from robustfusion.models.registry import MODELS
     from robustfusion.reporting import write_report
     from robustfusion.robustness import write_rows_csv
-    from robustfusion.runner.api import evaluate_model, load_data, oracle_rows, train_run
+    from robustfusion.runner.api import evaluate_model, oracle_rows, prepare_data, run_standardizer, train_run
     from robustfusion.runner.rundir import build_model_from_run
 
     if isinstance(name, Grid):
@@ -134,14 +175,14 @@ def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Pa
                     shutil.rmtree(run_dir)
                 train_run(cfg, run_dir=run_dir, cache_data=True)
             model = build_model_from_run(run_dir)
-            data = load_data(cfg, cache=True)
-            rows += evaluate_model(model, cfg, data[cfg.data.split])
+            data, standardizer = prepare_data(cfg, run_standardizer(run_dir), cache=True)
+            rows += evaluate_model(model, cfg, data[cfg.data.split], standardizer=standardizer)
             timings[f"{method}/seed{seed}"] = round(time.perf_counter() - t0, 2)
             log(f"[reproduce] {method} seed {seed}: {timings[f'{method}/seed{seed}']:.1f}s")
         ref_cfg = method_config(grid, methods[0], seed, quick, overrides)
-        data = load_data(ref_cfg, cache=True)
+        data, standardizer = prepare_data(ref_cfg, cache=True)
         if grid.oracle:
-            rows += oracle_rows(ref_cfg, data[ref_cfg.data.split])
+            rows += oracle_rows(ref_cfg, data[ref_cfg.data.split], standardizer)
         if grid.specialists:
             rows += _specialist_rows(ref_cfg, data, seed)
     timings["total"] = round(time.perf_counter() - t_all, 2)
@@ -156,9 +197,8 @@ def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Pa
 
 def _specialist_rows(cfg, data: dict, seed: int) -> list[dict]:
     """Per-subset ridge specialists (a reference row: what a dedicated linear model reaches)."""
-    try:
-        from robustfusion.specialists import specialist_rows
-    except ImportError:
-        return []
-    return specialist_rows(data["train"], data["valid"], data[cfg.data.split], kind="ridge", seed=seed,
+    from robustfusion.specialists import fit_specialists, specialist_rows
+
+    specialists = fit_specialists(data["train"], data["valid"], kind="ridge", seed=seed)
+    return specialist_rows(specialists, data[cfg.data.split], model_name="specialists_ridge", seed=seed,
                            dataset_name=cfg.data.name, split=cfg.data.split)
