@@ -1,9 +1,21 @@
-"""robustfusion: multimodal fusion layers that keep working when modalities go missing."""
+"""robustfusion: multimodal fusion layers that keep working when modalities go missing.
+
+Layers: ``robustfusion.encoders``, ``robustfusion.fusion``, ``robustfusion.heads``,
+``robustfusion.losses``; models: ``create_model(name, **cfg)`` over ``list_models()``;
+data: ``load_dataset`` over ``list_datasets()``; evaluation: ``robustfusion.robustness``,
+``robustfusion.metrics``, ``robustfusion.reporting``; runs: ``robustfusion.runner`` and the
+``robustfusion`` command.
+"""
 
 from robustfusion.batch import MultimodalBatch, replace_nonfinite
-from robustfusion.models import GMC, ModelOutput, create_model, list_models, register_model
+from robustfusion.data import MultimodalDataset, list_datasets, load_dataset
+from robustfusion.losses import GMCContrastiveLoss, gmc_contrastive_loss
+from robustfusion.models import (GMC, GMCProgressive, LateFusion, ModelOutput, MultimodalModel, ProgressiveFusion,
+                                 create_model, list_models, register_model)
 
 __version__ = "0.1.0"
 
-__all__ = ["GMC", "ModelOutput", "MultimodalBatch", "create_model", "list_models", "register_model",
-           "replace_nonfinite", "__version__"]
+__all__ = ["GMC", "GMCContrastiveLoss", "GMCProgressive", "LateFusion", "ModelOutput", "MultimodalBatch",
+           "MultimodalDataset", "MultimodalModel", "ProgressiveFusion", "__version__", "create_model",
+           "gmc_contrastive_loss", "list_datasets", "list_models", "load_dataset", "register_model",
+           "replace_nonfinite"]

@@ -1,11 +1,19 @@
 """Registered models. ``create_model(name, **cfg)`` builds one; ``list_models()`` names them."""
 
 from robustfusion.models.base import MultimodalModel
+from robustfusion.models.early_fusion import EarlyFusion
 from robustfusion.models.gmc import GMC
+from robustfusion.models.gmc_pf import GMCProgressive
+from robustfusion.models.late_fusion import LateFusion
+from robustfusion.models.lmf import LMF
+from robustfusion.models.mult import MulT
+from robustfusion.models.progressive import ProgressiveFusion, unroll_progressive
+from robustfusion.models.tfn import TFN
 from robustfusion.models.output import ModelOutput
 from robustfusion.models.registry import MODELS, create_model, list_models, register_model
 
-__all__ = ["GMC", "MODELS", "ModelOutput", "MultimodalModel", "create_model", "list_models", "register_model"]
+__all__ = ["GMC", "LMF", "MODELS", "TFN", "EarlyFusion", "GMCProgressive", "LateFusion", "ModelOutput", "MulT",
+           "MultimodalModel", "ProgressiveFusion", "create_model", "list_models", "register_model", "unroll_progressive"]
 
 # Import every module of the package so that its @register_* decorators run: a new file here
 # is registered without editing this file.

@@ -11,7 +11,15 @@ from torch import Tensor, nn
 from robustfusion.batch import MultimodalBatch
 from robustfusion.losses.supervised import TASKS
 
-__all__ = ["MultimodalModel"]
+__all__ = ["MultimodalModel", "check_modality_names"]
+
+
+def check_modality_names(names) -> None:
+    """Modality names key ``nn.ModuleDict``s: non-empty, no ``.``, not a ModuleDict attribute."""
+    clash = sorted(str(k) for k in names if hasattr(nn.ModuleDict, str(k)) or "." in str(k) or not str(k))
+    if clash:
+        raise ValueError(f"modality names {clash} cannot be used: expected non-empty names without '.' that are "
+                         "not nn.ModuleDict attributes (e.g. 'values', 'keys', 'items'); rename them")
 
 
 class MultimodalModel(nn.Module):
@@ -43,6 +51,7 @@ class MultimodalModel(nn.Module):
             raise ValueError(f"task: expected one of {TASKS}, found {task!r}")
         if task == "classification" and num_outputs < 2:
             raise ValueError(f"num_outputs: classification needs >= 2 classes, found {num_outputs}")
+        check_modality_names(modality_dims)
         self.modality_dims = {str(k): int(v) for k, v in modality_dims.items()}
         self.modalities = tuple(self.modality_dims)
         self.task, self.num_outputs = task, int(num_outputs)

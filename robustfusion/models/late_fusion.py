@@ -17,7 +17,7 @@ from robustfusion.encoders.base import create_encoder
 from robustfusion.fusion.base import create_fusion
 from robustfusion.heads import PredictionHead
 from robustfusion.losses.supervised import supervised_loss
-from robustfusion.models.base import MultimodalModel
+from robustfusion.models.base import MultimodalModel, check_modality_names
 from robustfusion.models.output import ModelOutput
 from robustfusion.models.registry import register_model
 
@@ -38,6 +38,7 @@ def build_modality_encoders(modality_dims: Mapping[str, int], encoder: str, out_
     Raises:
         ValueError: modules for the wrong modality names, or with the wrong ``context_dim``.
     """
+    check_modality_names(modality_dims)
     names = list(modality_dims)
     if encoders is not None:
         built = dict(encoders)
