@@ -124,7 +124,13 @@ def _cmd_list(_args) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may follow options (`reproduce --quick data.path=...`)
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = list(args.overrides) + extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     handler = {"train": _cmd_train, "evaluate": _cmd_evaluate, "report": _cmd_report,
                "reproduce": _cmd_reproduce, "list": _cmd_list}[args.command]
     try:
