@@ -48,6 +48,9 @@ class GMC(MultimodalModel):
         temperature: contrastive ``tau`` (0.3 in GMC's affect experiments).
         contrastive_weight, supervised_weight: loss weights.
         regression_loss: ``"l1"`` (GMC) or ``"mse"``.
+        unimodal_weight: weight of an extra supervised term on ``head(z_m)`` for every present
+            modality (mean over modalities; default 0 = GMC's loss). This library's addition:
+            it trains the single-modality predictions the missing-modality rule relies on.
         head_dropout: dropout in the prediction head.
         encoders: optional ``{name: module}`` replacing the registry-built base encoders.
     """
@@ -59,7 +62,7 @@ class GMC(MultimodalModel):
                  encoder_kwargs: Mapping[str, object] | None = None, joint_encoder: str = "concat",
                  joint_kwargs: Mapping[str, object] | None = None, projection_hidden: int = 0,
                  temperature: float = 0.3, contrastive_weight: float = 1.0, supervised_weight: float = 1.0,
-                 regression_loss: str = "l1", head_dropout: float = 0.0,
+                 regression_loss: str = "l1", head_dropout: float = 0.0, unimodal_weight: float = 0.0,
                  encoders: Mapping[str, nn.Module] | None = None) -> None:
         super().__init__(modality_dims, task, num_outputs)
         ekw = dict(encoder_kwargs or {})
@@ -77,6 +80,9 @@ class GMC(MultimodalModel):
         self.contrastive = GMCContrastiveLoss(temperature)
         self.contrastive_weight, self.supervised_weight = contrastive_weight, supervised_weight
         self.regression_loss = regression_loss
+        if unimodal_weight < 0:
+            raise ValueError(f"unimodal_weight: expected >= 0, found {unimodal_weight}")
+        self.unimodal_weight = float(unimodal_weight)
 
     # ------------------------------------------------------------------ encoding
     def encode(self, batch: MultimodalBatch, contexts: Mapping[str, Tensor] | None = None) -> tuple[dict[str, Tensor], Tensor]:
@@ -116,3 +122,14 @@ class GMC(MultimodalModel):
         out.losses = {"supervised": sup, "contrastive": con.total,
                       **{f"contrastive/{m}": t for m, t in con.terms.items()}}
         out.loss = self.supervised_weight * sup + self.contrastive_weight * con.total
+        if self.unimodal_weight > 0:
+            terms = []
+            for i, m in enumerate(self.modalities):
+                keep = present[:, i]
+                if bool(keep.any()):
+                    pred = self.head(out.z[m][keep])
+                    terms.append(supervised_loss(pred, batch.targets[keep], self.task, self.regression_loss))
+            if terms:
+                uni = torch.stack(terms).mean()
+                out.losses["unimodal"] = uni
+                out.loss = out.loss + self.unimodal_weight * uni

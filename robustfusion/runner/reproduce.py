@@ -8,6 +8,7 @@ Every number in the outputs comes from runs made by this call; nothing is typed 
 from __future__ import annotations
 
 import copy
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -166,12 +167,10 @@ def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Pa
             cfg = method_config(grid, method, seed, quick, overrides)
             t0 = time.perf_counter()
             run_dir = out / "runs" / f"{method}-seed{seed}"
-            if (run_dir / "model.safetensors").is_file():
-                log(f"[reproduce] {method} seed {seed}: reusing finished run {run_dir}")
+            if _finished_with(run_dir, cfg):
+                log(f"[reproduce] {method} seed {seed}: reusing finished run {run_dir} (same config)")
             else:
                 if run_dir.exists():
-                    import shutil
-
                     shutil.rmtree(run_dir)
                 train_run(cfg, run_dir=run_dir, cache_data=True)
             model = build_model_from_run(run_dir)
@@ -193,6 +192,13 @@ def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Pa
     atomic_write_text(out / "grid.yaml", OmegaConf.to_yaml(OmegaConf.create(
         {"name": name, "quick": quick, "methods": methods, "seeds": seeds, "overrides": list(overrides)})))
     return {"markdown": report["markdown"], "paths": report.get("paths", {}), "rows": rows, "timings": timings}
+
+
+def _finished_with(run_dir: Path, cfg) -> bool:
+    """A finished run directory trained with exactly ``cfg`` (anything else is retrained)."""
+    if not (run_dir / "model.safetensors").is_file() or not (run_dir / "config.yaml").is_file():
+        return False
+    return OmegaConf.to_yaml(OmegaConf.load(run_dir / "config.yaml")) == OmegaConf.to_yaml(cfg)
 
 
 def _specialist_rows(cfg, data: dict, seed: int) -> list[dict]:
