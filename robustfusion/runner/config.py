@@ -64,6 +64,7 @@ class TrainConfig:
     selection: str = "best"  # best | last
     monitor: str = ""  # validation metric; "" = the task's primary metric
     patience: int = 0  # epochs without improvement before stopping; 0 = never stop early
+    monitor_subsets: bool = False  # select on the monitor averaged over every modality subset of valid
     modality_dropout: float = 0.0  # train-time probability of dropping each modality
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     progress: bool = True  # tqdm bars (always off when stderr is not a terminal)

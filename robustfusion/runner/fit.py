@@ -24,12 +24,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from robustfusion.data.dataset import MultimodalDataset
-from robustfusion.dropping import ModalityDropout
+from robustfusion.dropping import ModalityDropout, all_subsets, keep_subset
 from robustfusion.io import atomic_write_text
 from robustfusion.runner.checkpoint import load_latest_checkpoint, load_weights, rng_state, save_checkpoint, save_weights
 from robustfusion.runner.seeding import derived_seed
 
-__all__ = ["FitResult", "fit", "predict_dataset", "evaluate_dataset", "resolve_device", "set_fallback_from_targets"]
+__all__ = ["FitResult", "fit", "predict_dataset", "evaluate_dataset", "resolve_device", "set_fallback_from_targets",
+           "subset_mean_metric"]
 
 
 @dataclass
@@ -79,6 +80,19 @@ def evaluate_dataset(model: nn.Module, dataset: MultimodalDataset, batch_size: i
     from robustfusion.metrics import compute_metrics
 
     return compute_metrics(dataset.task, predict_dataset(model, dataset, batch_size, device), dataset.targets)
+
+
+def subset_mean_metric(model: nn.Module, dataset: MultimodalDataset, metric: str, batch_size: int = 256,
+                       device: torch.device | str = "cpu") -> float:
+    """``metric`` averaged over every non-empty modality subset of ``dataset`` (the selection
+    rule of ``train.monitor_subsets``: one model that must serve every subset)."""
+    from robustfusion.metrics import compute_metrics
+
+    values = []
+    for subset in all_subsets(dataset.modalities):
+        preds = torch.cat([model.predict(keep_subset(b, subset).to(device)).cpu() for b in dataset.batches(batch_size)])
+        values.append(float(compute_metrics(dataset.task, preds, dataset.targets)[metric]))
+    return sum(values) / len(values)
 
 
 def _build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
@@ -181,9 +195,12 @@ def fit(model: nn.Module, train: MultimodalDataset, valid: MultimodalDataset | N
         if valid is not None:
             vm = evaluate_dataset(model, valid, max(cfg.batch_size, 256), device)
             row.update({f"valid/{k}": v for k, v in vm.items()})
-            value = float(vm[monitor]) if monitor in vm else float("nan")
             if monitor not in vm:
                 raise ValueError(f"train.monitor={monitor!r} is not a validation metric; available: {sorted(vm)}")
+            value = float(vm[monitor])
+            if getattr(cfg, "monitor_subsets", False):
+                value = subset_mean_metric(model, valid, monitor, max(cfg.batch_size, 256), device)
+                row[f"valid/subset_mean/{monitor}"] = value
             if _is_better(value, best, higher):
                 best, best_epoch, stale = value, epoch, 0
                 if cfg.selection == "best":

@@ -1,0 +1,52 @@
+"""Shipped configs: in sync with the presets, loadable, free of machine paths, and their models build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from robustfusion import MultimodalBatch, create_model
+from robustfusion.runner.config import load_config
+from robustfusion.runner.reproduce import DATASET_DEFAULTS, METHODS, preset_yaml
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+# feature sizes, frames and task of each dataset's published files (for building the models)
+SHAPES = {
+    "synthetic": ({"text": 24, "audio": 16, "vision": 20}, 10, "regression", 1),
+    "mosi_utterance": ({"text": 100, "audio": 73, "vision": 100}, 0, "regression", 1),
+    "mosi_mult": ({"text": 300, "audio": 5, "vision": 20}, 50, "regression", 1),
+    "mosei_mult": ({"text": 300, "audio": 74, "vision": 35}, 50, "regression", 1),
+    "iemocap_mult": ({"text": 300, "audio": 74, "vision": 35}, 20, "multilabel", 4),
+    "mosi_mmsa": ({"text": 768, "audio": 5, "vision": 20}, 50, "regression", 1),
+    "mosei_mmsa": ({"text": 768, "audio": 74, "vision": 35}, 50, "regression", 1),
+    "sims_mmsa": ({"text": 768, "audio": 33, "vision": 709}, 39, "regression", 1),
+}
+ALL = [(d, m) for d in DATASET_DEFAULTS for m in METHODS]
+
+
+def test_every_dataset_and_method_has_a_config():
+    shipped = {(p.parent.name, p.stem) for p in CONFIGS.glob("*/*.yaml")}
+    assert shipped == set(ALL)
+
+
+@pytest.mark.parametrize(("dataset", "method"), ALL)
+def test_config_matches_its_preset_and_has_no_machine_path(dataset, method):
+    path = CONFIGS / dataset / f"{method}.yaml"
+    assert path.read_text() == preset_yaml(dataset, method), "run `python configs/generate.py`"
+    cfg = load_config(path)
+    assert cfg.data.name == dataset and cfg.data.path is None
+
+
+@pytest.mark.parametrize(("dataset", "method"), ALL)
+def test_config_builds_a_model_that_runs(dataset, method):
+    cfg = load_config(CONFIGS / dataset / f"{method}.yaml")
+    dims, frames, task, k = SHAPES[dataset]
+    params = OmegaConf.to_container(cfg.model.params)
+    model = create_model(cfg.model.name, modality_dims=dims, task=task, num_outputs=k, **params)
+    shape = (lambda d: (2, frames, d)) if frames else (lambda d: (2, d))
+    targets = torch.randint(0, 2, (2, k)).float() if task == "multilabel" else torch.randn(2)
+    out = model(MultimodalBatch({m: torch.randn(*shape(d)) for m, d in dims.items()}, targets=targets))
+    assert out.prediction.shape == (2, k) and torch.isfinite(out.loss)
