@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from robustfusion.data.standardize import RawInputPredictor, Standardizer
+from robustfusion.data.standardize import Standardizer
 from robustfusion.io import atomic_write_json
 from robustfusion.models.registry import MODELS, create_model
 from robustfusion.runner.config import ConfigError, load_config
@@ -121,10 +121,10 @@ def resume_run(run_dir: str | Path, on_epoch_end=None) -> Path:
     return train_run(cfg, run_dir=run_dir, resume=True, on_epoch_end=on_epoch_end)
 
 
-def evaluate_model(model: torch.nn.Module, cfg: DictConfig, dataset, oracle: bool = False,
-                   standardizer: Standardizer | None = None) -> list[dict]:
-    """Robustness rows of ``model`` (and optionally the oracle) on ``dataset`` under ``cfg.eval``.
-    ``standardizer``: the scaling ``dataset`` carries (the oracle needs raw features)."""
+def evaluate_model(model: torch.nn.Module, cfg: DictConfig, dataset, oracle_dataset=None) -> list[dict]:
+    """Robustness rows of ``model`` on ``dataset`` under ``cfg.eval``, plus the oracle's rows on
+    ``oracle_dataset`` (the same split with raw features, if given). Drop patterns depend only on
+    (seed, protocol, level) and the batch order, so both see identical patterns."""
     from robustfusion.robustness import evaluate
 
     device = resolve_device(cfg.train.device)
@@ -132,8 +132,8 @@ def evaluate_model(model: torch.nn.Module, cfg: DictConfig, dataset, oracle: boo
                     seed=cfg.seed, batch_size=cfg.eval.batch_size, dataset_name=cfg.data.name,
                     model_name=cfg.model.name if not cfg.name else cfg.name, split=cfg.data.split,
                     keep_at_least_one=cfg.eval.keep_at_least_one, device=device)
-    if oracle:
-        rows += oracle_rows(cfg, dataset, standardizer)
+    if oracle_dataset is not None:
+        rows += oracle_rows(cfg, oracle_dataset)
     return rows
 
 
@@ -148,26 +148,25 @@ def evaluate_run(run_dir: str | Path, overrides: Sequence[str] = (), oracle: boo
     if overrides:
         cfg = load_config(None, overrides, base=OmegaConf.to_container(cfg))
     model = build_model_from_run(run_dir)
-    data, standardizer = prepare_data(cfg, run_standardizer(run_dir))
+    data, _ = prepare_data(cfg, run_standardizer(run_dir))
     split = cfg.data.split
     if split not in data:
         raise ValueError(f"data.split={split!r} is not a split of {cfg.data.name!r}; found {sorted(data)}")
-    rows = evaluate_model(model, cfg, data[split], oracle=oracle, standardizer=standardizer)
+    rows = evaluate_model(model, cfg, data[split], oracle_dataset=load_data(cfg)[split] if oracle else None)
     out = run_dir / "eval" / split
     write_rows_csv(rows, out / "robustness.csv")
     write_report(rows, out)
     return out, rows
 
 
-def oracle_rows(cfg: DictConfig, dataset, standardizer: Standardizer | None = None) -> list[dict]:
-    """Rows of the Bayes-optimal oracle on the same drop patterns (synthetic benchmark only)."""
+def oracle_rows(cfg: DictConfig, dataset) -> list[dict]:
+    """Rows of the Bayes-optimal oracle on the same drop patterns (synthetic benchmark only);
+    ``dataset`` must hold the raw (unstandardised) features the oracle's posterior is written for."""
     from robustfusion.robustness import evaluate
 
     oracle = dataset.meta.get("oracle")
     if oracle is None:
         return []
-    if standardizer is not None:
-        oracle = RawInputPredictor(oracle, standardizer)
     return evaluate(oracle, dataset, protocols=list(cfg.eval.protocols), levels=list(cfg.eval.levels),
                     seed=cfg.seed, batch_size=cfg.eval.batch_size, dataset_name=cfg.data.name,
                     model_name="oracle", split=cfg.data.split, keep_at_least_one=cfg.eval.keep_at_least_one)

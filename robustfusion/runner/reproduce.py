@@ -152,7 +152,7 @@ def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Pa
     from robustfusion.models.registry import MODELS
     from robustfusion.reporting import write_report
     from robustfusion.robustness import write_rows_csv
-    from robustfusion.runner.api import evaluate_model, oracle_rows, prepare_data, run_standardizer, train_run
+    from robustfusion.runner.api import evaluate_model, load_data, oracle_rows, prepare_data, run_standardizer, train_run
     from robustfusion.runner.rundir import build_model_from_run
 
     if isinstance(name, Grid):
@@ -185,14 +185,14 @@ def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Pa
                     shutil.rmtree(run_dir)
                 train_run(cfg, run_dir=run_dir, cache_data=True)
             model = build_model_from_run(run_dir)
-            data, standardizer = prepare_data(cfg, run_standardizer(run_dir), cache=True)
-            rows += evaluate_model(model, cfg, data[cfg.data.split], standardizer=standardizer)
+            data, _ = prepare_data(cfg, run_standardizer(run_dir), cache=True)
+            rows += evaluate_model(model, cfg, data[cfg.data.split])
             timings[f"{method}/seed{seed}"] = round(time.perf_counter() - t0, 2)
             log(f"[reproduce] {method} seed {seed}: {timings[f'{method}/seed{seed}']:.1f}s")
         ref_cfg = method_config(grid, methods[0], seed, quick, overrides)
-        data, standardizer = prepare_data(ref_cfg, cache=True)
+        data, _ = prepare_data(ref_cfg, cache=True)
         if grid.oracle:
-            rows += oracle_rows(ref_cfg, data[ref_cfg.data.split], standardizer)
+            rows += oracle_rows(ref_cfg, load_data(ref_cfg, cache=True)[ref_cfg.data.split])
         if grid.specialists:
             rows += _specialist_rows(ref_cfg, data, seed)
     timings["total"] = round(time.perf_counter() - t_all, 2)
