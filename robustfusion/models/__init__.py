@@ -7,10 +7,10 @@ from robustfusion.models.gmc_pf import GMCProgressive
 from robustfusion.models.late_fusion import LateFusion
 from robustfusion.models.lmf import LMF
 from robustfusion.models.mult import MulT
-from robustfusion.models.progressive import ProgressiveFusion, unroll_progressive
-from robustfusion.models.tfn import TFN
 from robustfusion.models.output import ModelOutput
+from robustfusion.models.progressive import ProgressiveFusion, unroll_progressive
 from robustfusion.models.registry import MODELS, create_model, list_models, register_model
+from robustfusion.models.tfn import TFN
 
 __all__ = ["GMC", "LMF", "MODELS", "TFN", "EarlyFusion", "GMCProgressive", "LateFusion", "ModelOutput", "MulT",
            "MultimodalModel", "ProgressiveFusion", "create_model", "list_models", "register_model", "unroll_progressive"]

@@ -9,7 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from robustfusion.batch import MultimodalBatch
-from robustfusion.losses.supervised import TASKS
+from robustfusion.losses.supervised import TASKS, supervised_loss
+from robustfusion.models.output import ModelOutput
 
 __all__ = ["MultimodalModel", "check_modality_names"]
 
@@ -84,6 +85,15 @@ class MultimodalModel(nn.Module):
         """Replace the prediction of samples with no modality present by ``fallback``."""
         none = ~present.any(dim=1, keepdim=True)
         return torch.where(none, self.fallback.to(prediction.dtype).expand_as(prediction), prediction)
+
+    def supervised_output(self, prediction: Tensor, batch: MultimodalBatch, **fields) -> ModelOutput:
+        """A :class:`ModelOutput` whose loss is the supervised loss alone (when ``batch`` has
+        targets), for models without auxiliary terms. Needs ``self.regression_loss``."""
+        out = ModelOutput(prediction=prediction, **fields)
+        if batch.targets is not None:
+            out.loss = supervised_loss(prediction, batch.targets, self.task, getattr(self, "regression_loss", "l1"))
+            out.losses = {"supervised": out.loss}
+        return out
 
     @torch.no_grad()
     def predict(self, batch: MultimodalBatch) -> Tensor:

@@ -17,7 +17,6 @@ from robustfusion.batch import MultimodalBatch
 from robustfusion.encoders.base import create_encoder
 from robustfusion.encoders.pooling import masked_mean
 from robustfusion.fusion.crossmodal import zero_fill_sequences
-from robustfusion.losses.supervised import supervised_loss
 from robustfusion.models.base import MultimodalModel
 from robustfusion.models.output import ModelOutput
 from robustfusion.models.registry import register_model
@@ -101,8 +100,4 @@ class EarlyFusion(MultimodalModel):
         present = self.check_batch(batch)
         x, mask = self.fuse_inputs(batch, present)
         prediction = self.apply_fallback(self.head(self.encoder(x, mask)), present)
-        out = ModelOutput(prediction=prediction)
-        if batch.targets is not None:
-            out.loss = supervised_loss(prediction, batch.targets, self.task, self.regression_loss)
-            out.losses = {"supervised": out.loss}
-        return out
+        return self.supervised_output(prediction, batch)

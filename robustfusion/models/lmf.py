@@ -9,7 +9,6 @@ from torch import Tensor, nn
 from robustfusion.batch import MultimodalBatch
 from robustfusion.encoders.base import create_encoder
 from robustfusion.fusion.low_rank import LowRankFusion
-from robustfusion.losses.supervised import supervised_loss
 from robustfusion.models.base import MultimodalModel
 from robustfusion.models.output import ModelOutput
 from robustfusion.models.registry import register_model
@@ -63,8 +62,4 @@ class LMF(MultimodalModel):
     def forward(self, batch: MultimodalBatch) -> ModelOutput:
         present = self.check_batch(batch)
         prediction = self.apply_fallback(self.head(self.fuse(batch, present)), present)
-        out = ModelOutput(prediction=prediction)
-        if batch.targets is not None:
-            out.loss = supervised_loss(prediction, batch.targets, self.task, self.regression_loss)
-            out.losses = {"supervised": out.loss}
-        return out
+        return self.supervised_output(prediction, batch)

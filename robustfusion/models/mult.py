@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from robustfusion.batch import MultimodalBatch
 from robustfusion.fusion.crossmodal import MulTEncoder
 from robustfusion.heads import PredictionHead
-from robustfusion.losses.supervised import supervised_loss
 from robustfusion.models.base import MultimodalModel
 from robustfusion.models.output import ModelOutput
 from robustfusion.models.registry import register_model
@@ -58,8 +57,4 @@ class MulT(MultimodalModel):
         present = self.check_batch(batch)
         h = self.encoder(batch.inputs, present, {m: batch.frame_mask(m) for m in self.modalities})
         prediction = self.apply_fallback(self.head(h), present)
-        out = ModelOutput(prediction=prediction)
-        if batch.targets is not None:
-            out.loss = supervised_loss(prediction, batch.targets, self.task, self.regression_loss)
-            out.losses = {"supervised": out.loss}
-        return out
+        return self.supervised_output(prediction, batch)

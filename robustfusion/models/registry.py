@@ -8,7 +8,7 @@ from torch import nn
 
 from robustfusion.registry import Registry
 
-__all__ = ["MODELS", "register_model", "create_model", "list_models"]
+__all__ = ["MODELS", "create_model", "list_models", "register_model"]
 
 MODELS: Registry[nn.Module] = Registry("model")
 register_model = MODELS.register

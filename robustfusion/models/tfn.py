@@ -9,7 +9,6 @@ from torch import Tensor, nn
 from robustfusion.batch import MultimodalBatch
 from robustfusion.encoders.base import create_encoder
 from robustfusion.fusion.tensor import TensorFusion
-from robustfusion.losses.supervised import supervised_loss
 from robustfusion.models.base import MultimodalModel
 from robustfusion.models.output import ModelOutput
 from robustfusion.models.registry import register_model
@@ -75,8 +74,4 @@ class TFN(MultimodalModel):
     def forward(self, batch: MultimodalBatch) -> ModelOutput:
         present = self.check_batch(batch)
         prediction = self.apply_fallback(self.post_fusion(self.fuse(batch, present)), present)
-        out = ModelOutput(prediction=prediction)
-        if batch.targets is not None:
-            out.loss = supervised_loss(prediction, batch.targets, self.task, self.regression_loss)
-            out.losses = {"supervised": out.loss}
-        return out
+        return self.supervised_output(prediction, batch)
