@@ -10,8 +10,17 @@ data: ``load_dataset`` over ``list_datasets()``; evaluation: ``robustfusion.robu
 from robustfusion.batch import MultimodalBatch, replace_nonfinite
 from robustfusion.data import MultimodalDataset, list_datasets, load_dataset
 from robustfusion.losses import GMCContrastiveLoss, gmc_contrastive_loss
-from robustfusion.models import (GMC, GMCProgressive, LateFusion, ModelOutput, MultimodalModel, ProgressiveFusion,
-                                 create_model, list_models, register_model)
+from robustfusion.models import (
+                                 GMC,
+                                 GMCProgressive,
+                                 LateFusion,
+                                 ModelOutput,
+                                 MultimodalModel,
+                                 ProgressiveFusion,
+                                 create_model,
+                                 list_models,
+                                 register_model,
+)
 
 __version__ = "0.1.0"
 

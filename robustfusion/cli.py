@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 _EXAMPLES = {
     "train": "example:\n  robustfusion train configs/synthetic/gmc.yaml train.epochs=5 --out runs\n"

@@ -23,8 +23,17 @@ from torch import Tensor
 
 from robustfusion.batch import MultimodalBatch
 
-__all__ = ["PROTOCOLS", "all_subsets", "subset_name", "protocol_seed", "protocol_generator",
-           "keep_subset", "drop_samples", "drop_frames", "ModalityDropout"]
+__all__ = [
+    "PROTOCOLS",
+    "ModalityDropout",
+    "all_subsets",
+    "drop_frames",
+    "drop_samples",
+    "keep_subset",
+    "protocol_generator",
+    "protocol_seed",
+    "subset_name",
+]
 
 PROTOCOLS = ("subsets", "sample_rate", "frame_rate")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["SharedProjectionHead", "PredictionHead"]
+__all__ = ["PredictionHead", "SharedProjectionHead"]
 
 
 class SharedProjectionHead(nn.Module):

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json"]
+__all__ = ["atomic_write", "atomic_write_json", "atomic_write_text"]
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:

@@ -11,7 +11,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def _usage_block() -> str:
     text = README.read_text(encoding="utf-8")
     section = text.split("## Usage", 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    return re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
 
 
 def test_usage_example_is_short_and_runs(capsys):
@@ -24,5 +24,5 @@ def test_usage_example_is_short_and_runs(capsys):
 def test_readme_has_exactly_the_two_setup_commands():
     text = README.read_text(encoding="utf-8")
     setup = text.split("## Set up", 1)[1].split("##", 1)[0]
-    commands = re.search(r"```bash\n(.*?)```", setup, re.S).group(1).strip().splitlines()
+    commands = re.search(r"```bash\n(.*?)```", setup, re.DOTALL).group(1).strip().splitlines()
     assert commands == ['pip install -e ".[dev]"', "python -m pytest -q"]

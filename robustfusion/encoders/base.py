@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from robustfusion.registry import Registry
 
-__all__ = ["ModalityEncoder", "ENCODERS", "register_encoder", "create_encoder", "list_encoders"]
+__all__ = ["ENCODERS", "ModalityEncoder", "create_encoder", "list_encoders", "register_encoder"]
 
 ENCODERS: Registry[nn.Module] = Registry("encoder")
 register_encoder = ENCODERS.register

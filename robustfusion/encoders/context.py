@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ContextInjection", "CONTEXT_MODES"]
+__all__ = ["CONTEXT_MODES", "ContextInjection"]
 
 CONTEXT_MODES = ("concat", "add", "gate")
 

@@ -16,7 +16,7 @@ from robustfusion.encoders.base import create_encoder
 from robustfusion.fusion.concat import ConcatFusion
 from robustfusion.registry import Registry
 
-__all__ = ["JOINT_ENCODERS", "register_joint_encoder", "create_joint_encoder", "ConcatJointEncoder"]
+__all__ = ["JOINT_ENCODERS", "ConcatJointEncoder", "create_joint_encoder", "register_joint_encoder"]
 
 JOINT_ENCODERS: Registry[nn.Module] = Registry("joint encoder")
 register_joint_encoder = JOINT_ENCODERS.register

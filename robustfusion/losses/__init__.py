@@ -8,5 +8,12 @@ from robustfusion.losses.gmc_contrastive import (
 )
 from robustfusion.losses.supervised import TASKS, check_targets, supervised_loss
 
-__all__ = ["GMCContrastiveLoss", "GMCLossOutput", "gmc_contrastive_loss", "gmc_contrastive_terms",
-           "TASKS", "check_targets", "supervised_loss"]
+__all__ = [
+    "TASKS",
+    "GMCContrastiveLoss",
+    "GMCLossOutput",
+    "check_targets",
+    "gmc_contrastive_loss",
+    "gmc_contrastive_terms",
+    "supervised_loss",
+]

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["gmc_contrastive_loss", "gmc_contrastive_terms", "GMCContrastiveLoss", "GMCLossOutput"]
+__all__ = ["GMCContrastiveLoss", "GMCLossOutput", "gmc_contrastive_loss", "gmc_contrastive_terms"]
 
 
 def _as_named(z_modalities: Mapping[str, Tensor] | Sequence[Tensor]) -> dict[str, Tensor]:

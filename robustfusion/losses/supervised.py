@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["TASKS", "supervised_loss", "check_targets"]
+__all__ = ["TASKS", "check_targets", "supervised_loss"]
 
 TASKS = ("regression", "classification", "multilabel")
 

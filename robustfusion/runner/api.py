@@ -16,13 +16,27 @@ from robustfusion.io import atomic_write_json
 from robustfusion.models.registry import MODELS, create_model
 from robustfusion.runner.config import ConfigError, load_config
 from robustfusion.runner.fit import evaluate_dataset, fit, resolve_device, set_fallback_from_targets
-from robustfusion.runner.rundir import (build_model_from_run, finish_run, read_run_config, run_name,
-                                        write_run_files)
+from robustfusion.runner.rundir import (
+    build_model_from_run,
+    finish_run,
+    read_run_config,
+    run_name,
+    write_run_files,
+)
 from robustfusion.runner.seeding import seed_everything
 
-__all__ = ["load_data", "build_model", "train_run", "resume_run", "evaluate_model", "evaluate_run", "oracle_rows",
-           "prepare_data", "run_standardizer",
-           "report_dirs"]
+__all__ = [
+    "build_model",
+    "evaluate_model",
+    "evaluate_run",
+    "load_data",
+    "oracle_rows",
+    "prepare_data",
+    "report_dirs",
+    "resume_run",
+    "run_standardizer",
+    "train_run",
+]
 
 
 _DATA_CACHE: dict[str, dict[str, Any]] = {}

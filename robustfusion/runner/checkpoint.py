@@ -27,7 +27,7 @@ from torch import nn
 
 from robustfusion.io import atomic_write, atomic_write_text
 
-__all__ = ["save_weights", "load_weights", "save_checkpoint", "load_latest_checkpoint", "rng_state", "set_rng_state"]
+__all__ = ["load_latest_checkpoint", "load_weights", "rng_state", "save_checkpoint", "save_weights", "set_rng_state"]
 
 
 def save_weights(model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> Path:

@@ -17,8 +17,16 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
-__all__ = ["ConfigError", "DataConfig", "ModelConfig", "TrainConfig", "EvalConfig", "RunConfig",
-           "load_config", "DEFAULT_LEVELS"]
+__all__ = [
+    "DEFAULT_LEVELS",
+    "ConfigError",
+    "DataConfig",
+    "EvalConfig",
+    "ModelConfig",
+    "RunConfig",
+    "TrainConfig",
+    "load_config",
+]
 
 DEFAULT_LEVELS = [round(0.1 * i, 1) for i in range(11)]
 

@@ -26,11 +26,24 @@ from tqdm.auto import tqdm
 from robustfusion.data.dataset import MultimodalDataset
 from robustfusion.dropping import ModalityDropout, all_subsets, keep_subset
 from robustfusion.io import atomic_write_text
-from robustfusion.runner.checkpoint import load_latest_checkpoint, load_weights, rng_state, save_checkpoint, save_weights
+from robustfusion.runner.checkpoint import (
+    load_latest_checkpoint,
+    load_weights,
+    rng_state,
+    save_checkpoint,
+    save_weights,
+)
 from robustfusion.runner.seeding import derived_seed
 
-__all__ = ["FitResult", "fit", "predict_dataset", "evaluate_dataset", "resolve_device", "set_fallback_from_targets",
-           "subset_mean_metric"]
+__all__ = [
+    "FitResult",
+    "evaluate_dataset",
+    "fit",
+    "predict_dataset",
+    "resolve_device",
+    "set_fallback_from_targets",
+    "subset_mean_metric",
+]
 
 
 @dataclass

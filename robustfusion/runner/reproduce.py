@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from robustfusion.io import atomic_write_json, atomic_write_text
 from robustfusion.runner.config import load_config
 
-__all__ = ["Grid", "GRIDS", "METHODS", "DATASET_DEFAULTS", "dataset_base", "method_config", "preset_yaml", "reproduce"]
+__all__ = ["DATASET_DEFAULTS", "GRIDS", "METHODS", "Grid", "dataset_base", "method_config", "preset_yaml", "reproduce"]
 
 # Method presets: model + training settings shared by every dataset (dataset-specific encoder
 # choices are merged in by the grid). `late_fusion_dropout` is late fusion trained with
@@ -152,7 +152,14 @@ def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Pa
     from robustfusion.models.registry import MODELS
     from robustfusion.reporting import write_report
     from robustfusion.robustness import write_rows_csv
-    from robustfusion.runner.api import evaluate_model, load_data, oracle_rows, prepare_data, run_standardizer, train_run
+    from robustfusion.runner.api import (
+        evaluate_model,
+        load_data,
+        oracle_rows,
+        prepare_data,
+        run_standardizer,
+        train_run,
+    )
     from robustfusion.runner.rundir import build_model_from_run
 
     if isinstance(name, Grid):

@@ -30,7 +30,7 @@ from robustfusion.io import atomic_write_json, atomic_write_text
 from robustfusion.models.registry import create_model
 from robustfusion.runner.checkpoint import load_weights
 
-__all__ = ["run_name", "write_run_files", "read_run_config", "build_model_from_run", "env_info", "finish_run"]
+__all__ = ["build_model_from_run", "env_info", "finish_run", "read_run_config", "run_name", "write_run_files"]
 
 
 def run_name(cfg: DictConfig) -> str:
@@ -45,7 +45,7 @@ def env_info(device: torch.device | str) -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[pkg] = None
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False,
                                 cwd=Path(__file__).resolve().parent).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         commit = None

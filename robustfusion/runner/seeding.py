@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import torch
 
-__all__ = ["seed_everything", "derived_seed"]
+__all__ = ["derived_seed", "seed_everything"]
 
 
 def derived_seed(seed: int, *parts: object) -> int:
