@@ -87,7 +87,7 @@ PRIMARY_METRIC: dict[str, str] = {"regression": "MAE", "classification": "Acc", 
 
 #: Metrics drawn by default in reports (tables and plots), per task.
 REPORT_METRICS: dict[str, tuple[str, ...]] = {
-    "regression": ("Has0_acc_2", "Non0_acc_2", "MAE", "Corr"),
+    "regression": ("Non0_acc_2", "Non0_F1_score", "MAE", "Corr", "Mult_acc_7"),
     "classification": ("Acc", "F1_weighted"),
     "multilabel": ("Avg_acc", "Avg_F1"),
 }
