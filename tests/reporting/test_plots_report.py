@@ -69,7 +69,7 @@ def test_write_report_from_evaluated_rows(tmp_path):
     res = write_report(rows, tmp_path / "rep")
     md = res["table_md"].read_text()
     assert md == res["markdown"]
-    for metric in ("Has0_acc_2", "Non0_acc_2", "MAE", "Corr"):
+    for metric in ("Non0_acc_2", "Non0_F1_score", "MAE", "Corr", "Mult_acc_7"):
         assert f"### {metric}: modality subset" in md
         for p in ("subsets", "sample_rate", "frame_rate"):
             assert (tmp_path / "rep" / "plots" / f"{p}_{metric}.png").exists()
