@@ -75,7 +75,7 @@ def test_write_report_from_evaluated_rows(tmp_path):
             assert (tmp_path / "rep" / "plots" / f"{p}_{metric}.png").exists()
             assert (tmp_path / "rep" / "plots" / f"{p}_{metric}.csv").exists()
     assert "Gap to oracle" in md and "| *oracle* |" in md
-    assert len(res["plots"]) == 12 and res["paths"]["plots"] == res["plots"]
+    assert len(res["plots"]) == 15 and res["paths"]["plots"] == res["plots"]
     assert r"\begin{tabular}" in res["table_tex"].read_text()
     assert len(read_rows_csv(res["aggregate_csv"])) == len(aggregate(rows))
     only = write_report(rows, tmp_path / "rep2", metrics=["MAE"], plots=False)
