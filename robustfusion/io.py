@@ -40,4 +40,5 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    # no sort_keys: dict order carries meaning (modality_dims order = the model's modality order)
+    return atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")

@@ -46,6 +46,14 @@ def test_train_evaluate_report_end_to_end(tmp_path, capsys):
     assert Path(_last_line(capsys.readouterr().out)) == csv
     text = csv.read_text()
     assert "oracle" in text and "subsets" in text and "frame_rate" in text and "text+audio" in text
+    # the model rebuilt from the run directory is the trained one: its full-modality score in the
+    # robustness table equals the one measured right after training (modality order survives)
+    from robustfusion.robustness import read_rows_csv
+
+    final = json.loads((run_dir / "final.json").read_text())
+    full = [r for r in read_rows_csv(csv) if r["model"] == "gmc" and r["protocol"] == "subsets"
+            and r["subset"] == "text+audio+vision" and r["metric"] == "MAE"]
+    assert full and full[0]["value"] == pytest.approx(final["test"]["MAE"], abs=1e-6)
 
     assert main(["evaluate", str(run_dir), "data.split=valid", "eval.protocols=[subsets]"]) == 0
     assert (run_dir / "eval" / "valid" / "robustness.csv").is_file()
