@@ -67,7 +67,7 @@ _MULT_TRAIN = {"epochs": 40, "batch_size": 40, "lr": 1e-3, "selection": "last"} 
 _MMSA_TRAIN = {"epochs": 30, "batch_size": 32, "lr": 5e-4, "selection": "best"}
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "synthetic": {"model": {"params": {"encoder": "gru", "hidden_dim": 32}},
-                  "train": {"epochs": 12, "batch_size": 64, "lr": 3e-3, "selection": "best"}},
+                  "train": {"epochs": 20, "batch_size": 64, "lr": 3e-3, "selection": "best"}},
     "mosi_utterance": {"model": {"params": {"encoder": "mlp", "hidden_dim": 64}},
                        "train": {"epochs": 40, "batch_size": 32, "lr": 1e-3, "selection": "best",
                                  "weight_decay": 1e-3},
