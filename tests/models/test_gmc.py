@@ -309,3 +309,25 @@ def test_gmc_and_dropping_on_cuda_match_cpu():
                        drop_samples(batch, 0.5, protocol_generator(0, "sample_rate", 0.5), keep_at_least_one=True).present)
     gpu_model.train()
     gpu_model(gpu_batch).loss.backward()
+
+
+# --------------------------------------------------------------------------- unimodal supervision
+def test_unimodal_term_is_the_mean_supervised_loss_of_each_present_modality():
+    torch.manual_seed(0)
+    from robustfusion.losses import supervised_loss
+
+    dims = {"text": 5, "audio": 3}
+    model = create_model("gmc", modality_dims=dims, encoder="mlp", hidden_dim=8, latent_dim=8, unimodal_weight=0.5)
+    present = torch.tensor([[True, True], [True, False], [False, True], [True, True]])
+    batch = MultimodalBatch({m: torch.randn(4, d) for m, d in dims.items()}, present=present, targets=torch.randn(4))
+    out = model(batch)
+    expected = torch.stack([
+        supervised_loss(model.head(out.z[m][present[:, i]]), batch.targets[present[:, i]], "regression")
+        for i, m in enumerate(dims)]).mean()
+    torch.testing.assert_close(out.losses["unimodal"], expected)
+    base = out.losses["supervised"] + out.losses["contrastive"]
+    torch.testing.assert_close(out.loss, base + 0.5 * expected)
+    plain = create_model("gmc", modality_dims=dims, encoder="mlp", hidden_dim=8, latent_dim=8)
+    assert "unimodal" not in plain(batch).losses
+    with pytest.raises(ValueError, match="unimodal_weight"):
+        create_model("gmc", modality_dims=dims, unimodal_weight=-1.0)

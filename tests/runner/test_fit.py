@@ -87,3 +87,21 @@ def test_killed_run_resumes_to_identical_result(tmp_path):
     ref_lines = [json.loads(x) for x in (tmp_path / "ref" / "metrics.jsonl").read_text().splitlines()]
     for a, b in zip(lines, ref_lines):
         assert {k: v for k, v in a.items() if k != "time_s"} == {k: v for k, v in b.items() if k != "time_s"}
+
+
+def test_monitor_subsets_selects_on_the_metric_averaged_over_every_subset():
+    from robustfusion.dropping import all_subsets, keep_subset
+    from robustfusion.metrics import compute_metrics
+    from robustfusion.runner.fit import predict_dataset, subset_mean_metric
+
+    train, valid = _data(128, 0), _data(64, 1)
+    model = _model()
+    res = fit(model, train, valid, _cfg(epochs=3, monitor_subsets=True), seed=0)
+    values = [h["valid/subset_mean/MAE"] for h in res.history]
+    assert res.selected_epoch == 1 + values.index(min(values))
+    manual = []
+    for subset in all_subsets(valid.modalities):
+        preds = torch.cat([model.predict(keep_subset(b, subset)) for b in valid.batches(256)])
+        manual.append(compute_metrics("regression", preds, valid.targets)["MAE"])
+    assert subset_mean_metric(model, valid, "MAE") == pytest.approx(sum(manual) / len(manual))
+    assert predict_dataset(model, valid).shape == (64, 1)
