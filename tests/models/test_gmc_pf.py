@@ -7,34 +7,15 @@ import itertools
 import pytest
 import torch
 
-from robustfusion.batch import MultimodalBatch
 from robustfusion.dropping import all_subsets, subset_name
 from robustfusion.fusion import mean_of_present
 from robustfusion.models import GMC, create_model, list_models
 from robustfusion.models.gmc_pf import GMCProgressive
+from tests.models.batches import every_subset_present, make_batch
 
 DIMS = {"text": 5, "audio": 3, "vision": 2}
 B, T, H, L = 3, 4, 6, 5
 MODES = ("concat", "add", "gate")
-
-
-def every_subset_present() -> torch.Tensor:
-    rows = [[m in s for m in DIMS] for s in all_subsets(DIMS)] + [[False] * len(DIMS)]
-    return torch.tensor(rows)
-
-
-def make_batch(present: torch.Tensor, seed: int = 0, targets: bool = True, frame_masks: bool = False,
-               utterance: bool = False) -> MultimodalBatch:
-    g = torch.Generator().manual_seed(seed)
-    b = present.shape[0]
-    inputs = {m: torch.randn(*((b, d) if utterance else (b, T, d)), generator=g) for m, d in DIMS.items()}
-    fm = None
-    if frame_masks and not utterance:
-        fm = {m: torch.rand(b, T, generator=g) > 0.4 for m in DIMS}
-        for v in fm.values():
-            v[:, 0] = True
-    y = torch.randn(b, generator=g) if targets else None
-    return MultimodalBatch(inputs, present=present, frame_masks=fm, targets=y)
 
 
 def build(name: str = "gmc_pf", **kw) -> GMC:

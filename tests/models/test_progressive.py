@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from robustfusion.batch import MultimodalBatch
 from robustfusion.dropping import all_subsets, subset_name
 from robustfusion.encoders import create_encoder
 from robustfusion.losses.supervised import supervised_loss
 from robustfusion.models import create_model, list_models
 from robustfusion.models.progressive import ProgressiveFusion, unroll_progressive
+from tests.models.batches import every_subset_present, make_batch
 
 DIMS = {"text": 5, "audio": 3, "vision": 2}
 B, T, H = 3, 4, 6
@@ -23,26 +23,6 @@ MODES = ("concat", "add", "gate")
 REPO = Path(__file__).resolve().parents[2]
 ENCODER_KWARGS = {"gru": {"hidden_dim": 4}, "mlp": {"hidden_dim": 4},
                   "transformer": {"d_model": 8, "num_heads": 2, "num_layers": 1, "dim_feedforward": 8}}
-
-
-def every_subset_present() -> torch.Tensor:
-    """One row per non-empty subset, plus an all-absent row: ``[8, 3]``."""
-    rows = [[m in s for m in DIMS] for s in all_subsets(DIMS)] + [[False] * len(DIMS)]
-    return torch.tensor(rows)
-
-
-def make_batch(present: torch.Tensor, seed: int = 0, targets: bool = True, frame_masks: bool = False,
-               utterance: bool = False) -> MultimodalBatch:
-    g = torch.Generator().manual_seed(seed)
-    b = present.shape[0]
-    inputs = {m: torch.randn(*((b, d) if utterance else (b, T, d)), generator=g) for m, d in DIMS.items()}
-    fm = None
-    if frame_masks and not utterance:
-        fm = {m: torch.rand(b, T, generator=g) > 0.4 for m in DIMS}
-        for v in fm.values():
-            v[:, 0] = True
-    y = torch.randn(b, generator=g) if targets else None
-    return MultimodalBatch(inputs, present=present, frame_masks=fm, targets=y)
 
 
 def build(**kw) -> ProgressiveFusion:
