@@ -76,9 +76,10 @@ class MultimodalBatch:
             if not isinstance(x, Tensor):
                 raise ValueError(f"modality {name!r}: expected a torch.Tensor, found {type(x).__name__}")
             # ranks first: the batch size below is read from the first modality
-            if x.dim() not in (2, 3):
+            if x.dim() not in (2, 3, 5):
                 raise ValueError(
-                    f"modality {name!r}: expected [B, D] or [B, T, D], found shape {tuple(x.shape)}"
+                    f"modality {name!r}: expected [B, D], [B, T, D] or raw frames [B, T, C, H, W], "
+                    f"found shape {tuple(x.shape)}"
                 )
         names = tuple(inputs)
         first = next(iter(inputs.values()))
@@ -145,10 +146,10 @@ class MultimodalBatch:
             if name not in self.inputs:
                 raise ValueError(f"frame mask given for unknown modality {name!r}; expected one of {list(self.modalities)}")
             x = self.inputs[name]
-            if x.dim() != 3:
+            if x.dim() < 3:
                 raise ValueError(
                     f"frame mask of {name!r}: modality is not a sequence (shape {tuple(x.shape)}); "
-                    "frame masks need [B, T, D] inputs"
+                    "frame masks need [B, T, D] or [B, T, C, H, W] inputs"
                 )
             if fm.shape != x.shape[:2]:
                 raise ValueError(

@@ -104,15 +104,16 @@ def drop_frames(batch: MultimodalBatch, rate: float, generators: Mapping[str, to
     """Drop each frame of each sequence modality independently with probability ``rate``.
 
     ``generators`` maps modality -> generator (a separate seed per modality, so adding a
-    modality does not change the others' pattern). Utterance-level ``[B, D]`` modalities have no
-    frames and are left as they are. Dropped frames are marked in the frame mask only.
+    modality does not change the others' pattern). Sequences are ``[B, T, D]`` features or raw
+    ``[B, T, C, H, W]`` frames; utterance-level ``[B, D]`` modalities have no frames and are left
+    as they are. Dropped frames are marked in the frame mask only.
     """
     _check_rate(rate, "frame_rate")
     names = list(modalities) if modalities is not None else list(batch.modalities)
     new = {}
     for m in names:
         x = batch.inputs[m]
-        if x.dim() != 3:
+        if x.dim() < 3:
             continue
         g = None if generators is None else generators.get(m)
         keep = torch.rand(x.shape[:2], generator=g) >= rate

@@ -98,7 +98,7 @@ def test_wrong_rank_raises(shape, position):
         inputs = {"bad": bad, **inputs}
     else:
         inputs["bad"] = bad
-    with pytest.raises(ValueError, match=r"'bad'.*\[B, D\] or \[B, T, D\].*found shape " + re.escape(str(shape))):
+    with pytest.raises(ValueError, match=r"'bad'.*\[B, D\], \[B, T, D\] or raw frames \[B, T, C, H, W\].*found shape " + re.escape(str(shape))):
         MultimodalBatch(inputs)
 
 

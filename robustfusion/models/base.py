@@ -27,7 +27,8 @@ class MultimodalModel(nn.Module):
     """Base class of robustfusion models.
 
     Args:
-        modality_dims: ``{name: D}`` feature size per modality; any number (>= 1) of names.
+        modality_dims: ``{name: D}`` feature size per modality (the channel count ``C`` for raw
+            ``[B, T, C, H, W]`` frames); any number (>= 1) of names.
         task: ``"regression"``, ``"classification"`` or ``"multilabel"``.
         num_outputs: ``K``, the prediction size.
 
@@ -75,10 +76,11 @@ class MultimodalModel(nn.Module):
             raise ValueError(f"batch lacks modalities {missing}; the model expects {list(self.modalities)} "
                              f"and the batch has {list(batch.modalities)} (mark absent ones in `present`)")
         for m, d in self.modality_dims.items():
-            found = batch.inputs[m].shape[-1]
+            x = batch.inputs[m]
+            found = x.shape[2] if x.dim() == 5 else x.shape[-1]  # raw frames [B, T, C, H, W]: channels
             if found != d:
-                raise ValueError(f"modality {m!r}: expected feature size {d}, found {found} "
-                                 f"(shape {tuple(batch.inputs[m].shape)})")
+                what = "channel count" if x.dim() == 5 else "feature size"
+                raise ValueError(f"modality {m!r}: expected {what} {d}, found {found} (shape {tuple(x.shape)})")
         return torch.stack([batch.present_mask(m) for m in self.modalities], dim=1)
 
     def apply_fallback(self, prediction: Tensor, present: Tensor) -> Tensor:
