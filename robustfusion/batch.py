@@ -74,7 +74,7 @@ class MultimodalBatch:
             raise ValueError("MultimodalBatch: expected at least one modality in `inputs`, found none")
         for name, x in inputs.items():
             if not isinstance(x, Tensor):
-                raise ValueError(f"modality {name!r}: expected a torch.Tensor, found {type(x).__name__}")
+                raise ValueError(f"modality {name!r}: expected a torch.Tensor, found {type(x).__name__}")  # noqa: TRY004
             # ranks first: the batch size below is read from the first modality
             if x.dim() not in (2, 3, 5):
                 raise ValueError(
@@ -197,8 +197,8 @@ class MultimodalBatch:
     # ------------------------------------------------------------------ derived batches
     def replace(self, **changes) -> MultimodalBatch:
         """A new batch with some fields replaced (no re-validation of unchanged features)."""
-        kw = dict(inputs=self.inputs, present=self.present, frame_masks=self.frame_masks,
-                  targets=self.targets, validate=False)
+        kw = {"inputs": self.inputs, "present": self.present, "frame_masks": self.frame_masks,
+              "targets": self.targets, "validate": False}
         kw.update(changes)
         return MultimodalBatch(**kw)
 

@@ -14,6 +14,7 @@ A run killed at any point leaves either the previous complete checkpoint or the 
 
 from __future__ import annotations
 
+import pickle
 import random
 import shutil
 from pathlib import Path
@@ -99,5 +100,5 @@ def load_latest_checkpoint(run_dir: str | Path, model: nn.Module) -> dict[str, A
     load_weights(model, target / "model.safetensors")
     try:
         return torch.load(target / "trainer_state.pt", weights_only=True)
-    except Exception as err:
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
         raise ValueError(f"{target / 'trainer_state.pt'}: unreadable trainer state ({err})") from None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
@@ -146,7 +147,7 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = (),
                                     "configs/synthetic/gmc.yaml)")
         try:
             loaded = OmegaConf.load(path)
-        except Exception as err:  # yaml errors
+        except (yaml.YAMLError, UnicodeDecodeError, ValueError) as err:
             raise ConfigError(f"{path}: not a valid YAML config ({err})") from None
         cfg = _merge(cfg, loaded, str(path))
     bad = [o for o in overrides if "=" not in o]

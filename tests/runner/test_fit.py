@@ -23,7 +23,7 @@ def _data(n: int, seed: int) -> MultimodalDataset:
 
 
 def _cfg(**kw):
-    base = dict(epochs=4, batch_size=32, lr=3e-3, scheduler="cosine", device="cpu", progress=False)
+    base = {"epochs": 4, "batch_size": 32, "lr": 3e-3, "scheduler": "cosine", "device": "cpu", "progress": False}
     base.update(kw)
     return OmegaConf.structured(TrainConfig(**base))
 
