@@ -23,7 +23,6 @@ gets the training fallback.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,9 +34,11 @@ from robustfusion.batch import MultimodalBatch
 from robustfusion.data.dataset import MultimodalDataset
 from robustfusion.dropping import all_subsets, keep_subset, subset_name
 from robustfusion.encoders.pooling import masked_mean
-from robustfusion.metrics import compute_metrics, higher_is_better, primary_metric
-from robustfusion.models.base import MultimodalModel
+from robustfusion.metrics import compute_metrics, primary_metric
+from robustfusion.models.base import MultimodalModel, target_fallback
 from robustfusion.models.registry import create_model
+from robustfusion.runner.config import TrainConfig
+from robustfusion.runner.fit import fit, set_fallback_from_targets
 
 __all__ = [
     "DEFAULT_ALPHAS",
@@ -96,17 +97,6 @@ def _targets_matrix(targets: Tensor, task: str, k: int) -> Tensor:
     if task == "classification":
         return torch.nn.functional.one_hot(targets.long(), k).double()
     return targets.double().reshape(len(targets), -1)
-
-
-def _fallback(train: MultimodalDataset, k: int) -> Tensor:
-    t = train.targets
-    if train.task == "regression":
-        return t.float().reshape(len(t), -1).mean(0)
-    if train.task == "classification":
-        freq = torch.bincount(t, minlength=k).float() + 1.0
-        return (freq / freq.sum()).log()
-    p = t.float().mean(0).clamp(1e-3, 1 - 1e-3)
-    return (p / (1 - p)).log()
 
 
 @dataclass
@@ -206,7 +196,7 @@ def fit_ridge_specialist(train: MultimodalDataset, val: MultimodalDataset, subse
     bias = y.mean(0)
     evals, evecs = torch.linalg.eigh(z.T @ z)
     proj = evecs.T @ (z.T @ (y - bias))  # [F, K]
-    fallback = _fallback(train, k)
+    fallback = target_fallback(train.task, train.targets, k)
     best: RidgeSpecialist | None = None
     best_score = math.inf
     scores_by_alpha: dict[float, float] = {}
@@ -247,16 +237,12 @@ class ModelSpecialist:
         return self.model.predict(batch.to(self.model.fallback.device)).cpu()
 
 
-@torch.no_grad()
-def _predict_all(model: MultimodalModel, dataset: MultimodalDataset, batch_size: int, device) -> Tensor:
-    return torch.cat([model.predict(b.to(device)).cpu() for b in dataset.batches(batch_size)])
-
-
 def train_subset_model(model_name: str, train: MultimodalDataset, val: MultimodalDataset,
                        subset: str | Iterable[str], *, seed: int = 0, epochs: int = 30, lr: float = 1e-3,
                        weight_decay: float = 0.0, batch_size: int = 32, patience: int = 5,
                        device: str | torch.device = "cpu", **model_kwargs) -> ModelSpecialist:
-    """Train ``create_model(model_name, modality_dims=<subset only>, ...)`` with Adam.
+    """Train ``create_model(model_name, modality_dims=<subset only>, ...)`` with Adam through the
+    runner's loop (:func:`robustfusion.runner.fit.fit`).
 
     Early stopping: after every epoch the validation primary metric (MAE for regression) is
     computed; training stops after ``patience`` epochs without improvement and the best
@@ -273,31 +259,16 @@ def train_subset_model(model_name: str, train: MultimodalDataset, val: Multimoda
     tr, va = restrict_modalities(train, subset), restrict_modalities(val, subset)
     torch.manual_seed(seed)
     model = create_model(model_name, modality_dims=tr.modality_dims, task=tr.task, num_outputs=tr.num_outputs,
-                         **model_kwargs).to(device)
-    model.set_fallback(_fallback(tr, tr.num_outputs))
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+                         **model_kwargs)
+    set_fallback_from_targets(model, tr)
     metric = primary_metric(tr.task)
-    sign = -1.0 if higher_is_better(metric) else 1.0  # minimise sign * value
-    gen = torch.Generator().manual_seed(seed)
-    best_state, best, best_epoch, history = None, math.inf, -1, []
-    for epoch in range(epochs):
-        model.train()
-        for batch in tr.batches(batch_size, shuffle=True, generator=gen):
-            out = model(batch.to(device))
-            opt.zero_grad(set_to_none=True)
-            out.loss.backward()
-            opt.step()
-        value = compute_metrics(tr.task, _predict_all(model, va, 256, device), va.targets)[metric]
-        history.append(value)
-        score = sign * value if math.isfinite(value) else math.inf
-        if score < best:
-            best, best_epoch, best_state = score, epoch, copy.deepcopy(model.state_dict())
-        elif epoch - best_epoch >= patience:
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer="adam", lr=lr, weight_decay=weight_decay,
+                      scheduler="none", grad_clip=0.0, selection="best", monitor=metric, patience=patience,
+                      device=str(device), progress=False)
+    result = fit(model, tr, va, cfg, seed)
     model.eval()
-    return ModelSpecialist(tuple(tr.modalities), model, best_epoch, sign * best, history)
+    history = [float(h[f"valid/{metric}"]) for h in result.history]
+    return ModelSpecialist(tuple(tr.modalities), model, result.selected_epoch - 1, float(result.best_value), history)
 
 
 def fit_specialists(train: MultimodalDataset, val: MultimodalDataset, kind: str = "ridge",

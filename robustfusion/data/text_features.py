@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from robustfusion.io import atomic_write
 
 __all__ = ["default_cache_dir", "embed_texts", "text_hash"]
 
@@ -45,14 +46,12 @@ def _write_cache(path: Path, cache: dict[str, np.ndarray]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     keys = np.array(sorted(cache), dtype="U64")
     vectors = np.stack([cache[k] for k in keys.tolist()]).astype(np.float32)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, keys=keys, vectors=vectors)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz" to a name
+            np.savez(fh, keys=keys, vectors=vectors)
+
+    atomic_write(path, write)
 
 
 def embed_texts(texts: Sequence[str], cache_dir: str | Path | None = None, model_path: str | Path | None = None,

@@ -12,7 +12,20 @@ from robustfusion.batch import MultimodalBatch
 from robustfusion.losses.supervised import TASKS, supervised_loss
 from robustfusion.models.output import ModelOutput
 
-__all__ = ["MultimodalModel", "check_modality_names"]
+__all__ = ["MultimodalModel", "check_modality_names", "target_fallback"]
+
+
+def target_fallback(task: str, targets: Tensor, num_outputs: int) -> Tensor:
+    """``[K]`` prediction for a sample with no modality, from the training targets: their mean
+    (regression), log class frequencies with add-one smoothing (classification), or the logit of
+    each label's frequency (multilabel)."""
+    if task == "regression":
+        return targets.float().reshape(len(targets), -1).mean(0)
+    if task == "classification":
+        freq = torch.bincount(targets.long(), minlength=num_outputs).float() + 1.0
+        return (freq / freq.sum()).log()
+    p = targets.float().mean(0).clamp(1e-3, 1 - 1e-3)
+    return (p / (1 - p)).log()
 
 
 def check_modality_names(names) -> None:

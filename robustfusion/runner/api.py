@@ -162,11 +162,11 @@ def evaluate_run(run_dir: str | Path, overrides: Sequence[str] = (), oracle: boo
     if overrides:
         cfg = load_config(None, overrides, base=OmegaConf.to_container(cfg))
     model = build_model_from_run(run_dir)
-    data, _ = prepare_data(cfg, run_standardizer(run_dir))
+    data, _ = prepare_data(cfg, run_standardizer(run_dir), cache=oracle)  # the oracle reads the same load
     split = cfg.data.split
     if split not in data:
         raise ValueError(f"data.split={split!r} is not a split of {cfg.data.name!r}; found {sorted(data)}")
-    rows = evaluate_model(model, cfg, data[split], oracle_dataset=load_data(cfg)[split] if oracle else None)
+    rows = evaluate_model(model, cfg, data[split], oracle_dataset=load_data(cfg, cache=True)[split] if oracle else None)
     out = run_dir / "eval" / split
     write_rows_csv(rows, out / "robustness.csv")
     write_report(rows, out)

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from robustfusion.data.dataset import MultimodalDataset
 from robustfusion.dropping import ModalityDropout, all_subsets, keep_subset
 from robustfusion.io import atomic_write_text
+from robustfusion.models.base import target_fallback
 from robustfusion.runner.checkpoint import (
     load_latest_checkpoint,
     load_weights,
@@ -65,18 +66,9 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def set_fallback_from_targets(model: nn.Module, train: MultimodalDataset) -> None:
-    """The all-missing prediction: training mean (regression), log class frequencies
-    (classification), logit of label frequencies (multilabel)."""
-    t = train.targets
-    if train.task == "regression":
-        value = t.float().reshape(len(t), -1).mean(0)
-    elif train.task == "classification":
-        freq = torch.bincount(t, minlength=model.num_outputs).float() + 1.0
-        value = (freq / freq.sum()).log()
-    else:
-        p = t.float().mean(0).clamp(1e-3, 1 - 1e-3)
-        value = (p / (1 - p)).log()
-    model.set_fallback(value)
+    """The all-missing prediction of ``model`` from ``train``'s targets
+    (:func:`robustfusion.models.base.target_fallback`)."""
+    model.set_fallback(target_fallback(train.task, train.targets, model.num_outputs))
 
 
 @torch.no_grad()
