@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from robustfusion.batch import MultimodalBatch
 from robustfusion.encoders.base import create_encoder
 from robustfusion.encoders.joint import create_joint_encoder
+from robustfusion.fusion.base import create_fusion
 from robustfusion.fusion.mean import mean_of_present
 from robustfusion.heads import PredictionHead, SharedProjectionHead
 from robustfusion.losses.gmc_contrastive import GMCContrastiveLoss
@@ -52,6 +53,10 @@ class GMC(MultimodalModel):
             modality (mean over modalities; default 0 = GMC's loss). This library's addition:
             it trains the single-modality predictions the missing-modality rule relies on.
         head_dropout: dropout in the prediction head.
+        partial_fusion: how the present ``z_m`` of an incomplete sample are combined: ``"mean"``
+            (GMC's rule, default) or a registered mask-aware fusion layer of width ``latent_dim``,
+            e.g. ``"weighted_mean"`` (learned per-modality weights; equal to the mean at
+            initialisation). This library's addition.
         encoders: optional ``{name: module}`` replacing the registry-built base encoders.
     """
 
@@ -63,7 +68,7 @@ class GMC(MultimodalModel):
                  joint_kwargs: Mapping[str, object] | None = None, projection_hidden: int = 0,
                  temperature: float = 0.3, contrastive_weight: float = 1.0, supervised_weight: float = 1.0,
                  regression_loss: str = "l1", head_dropout: float = 0.0, unimodal_weight: float = 0.0,
-                 encoders: Mapping[str, nn.Module] | None = None) -> None:
+                 partial_fusion: str = "mean", encoders: Mapping[str, nn.Module] | None = None) -> None:
         super().__init__(modality_dims, task, num_outputs)
         ekw = dict(encoder_kwargs or {})
         self.encoders = nn.ModuleDict(
@@ -83,6 +88,12 @@ class GMC(MultimodalModel):
         if unimodal_weight < 0:
             raise ValueError(f"unimodal_weight: expected >= 0, found {unimodal_weight}")
         self.unimodal_weight = float(unimodal_weight)
+        self.partial_fusion = None
+        if partial_fusion != "mean":
+            self.partial_fusion = create_fusion(partial_fusion, dim=latent_dim, num_modalities=len(self.modalities))
+            if getattr(self.partial_fusion, "out_dim", latent_dim) != latent_dim:
+                raise ValueError(f"partial_fusion={partial_fusion!r}: expected a fused size of latent_dim="
+                                 f"{latent_dim}, found {self.partial_fusion.out_dim}")
 
     # ------------------------------------------------------------------ encoding
     def encode(self, batch: MultimodalBatch, contexts: Mapping[str, Tensor] | None = None) -> tuple[dict[str, Tensor], Tensor]:
@@ -99,10 +110,15 @@ class GMC(MultimodalModel):
         z_joint = self.projection(self.joint_encoder(batch))
         return z, z_joint
 
+    def fuse_present(self, z: Mapping[str, Tensor], present: Tensor) -> Tensor:
+        """The present ``z_m`` of each sample combined by ``partial_fusion`` (GMC: their mean)."""
+        z = {m: z[m] for m in self.modalities}
+        return mean_of_present(z, present) if self.partial_fusion is None else self.partial_fusion(z, present)
+
     def predict_from_latents(self, z: Mapping[str, Tensor], z_joint: Tensor, present: Tensor) -> Tensor:
         """GMC's prediction rule from cached latents; ``present`` is ``[B, M]`` in model order."""
         all_present = present.all(dim=1, keepdim=True)
-        latent = torch.where(all_present, z_joint, mean_of_present({m: z[m] for m in self.modalities}, present))
+        latent = torch.where(all_present, z_joint, self.fuse_present(z, present))
         return self.apply_fallback(self.head(latent), present)
 
     # ------------------------------------------------------------------ forward

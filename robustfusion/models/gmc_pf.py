@@ -161,11 +161,11 @@ class GMCProgressive(GMC):
         return z, self.projection(self.joint_encoder(batch))
 
     def predict_from_latents(self, z: Mapping[str, Tensor], z_joint: Tensor, present: Tensor) -> Tensor:
-        """GMC's rule (``predict_from="gmc"``) or the mean of present ``z_m`` for every sample."""
+        """GMC's rule (``predict_from="gmc"``) or the fused present ``z_m`` (``partial_fusion``,
+        default their mean) for every sample."""
         if self.predict_from == "gmc":
             return super().predict_from_latents(z, z_joint, present)
-        latent = mean_of_present({m: z[m] for m in self.modalities}, present)
-        return self.apply_fallback(self.head(latent), present)
+        return self.apply_fallback(self.head(self.fuse_present(z, present)), present)
 
     # ------------------------------------------------------------------ forward
     def forward(self, batch: MultimodalBatch) -> ModelOutput:

@@ -331,3 +331,31 @@ def test_unimodal_term_is_the_mean_supervised_loss_of_each_present_modality():
     assert "unimodal" not in plain(batch).losses
     with pytest.raises(ValueError, match="unimodal_weight"):
         create_model("gmc", modality_dims=dims, unimodal_weight=-1.0)
+
+
+# --------------------------------------------------------------------------- partial_fusion
+def test_weighted_partial_fusion_starts_as_gmc_rule_and_keeps_latent_reuse():
+    batch = _batch(SEQ3, b=9, present=_mixed_present(SEQ3, 9))
+    gmc_rule = _model().eval()
+    weighted = _model(partial_fusion="weighted_mean").eval()
+    weighted.load_state_dict(gmc_rule.state_dict(), strict=False)  # same weights, logits still 0
+    with torch.no_grad():
+        torch.testing.assert_close(weighted(batch).prediction, gmc_rule(batch).prediction)
+        weighted.partial_fusion.logits.copy_(torch.tensor([1.5, -0.5, 0.0]))
+        pred = weighted(batch).prediction
+        z, z_joint = weighted.encode(batch.with_present(torch.ones_like(batch.present)))
+        w = torch.exp(torch.tensor([1.5, -0.5, 0.0]))
+        for i in range(8):  # every non-empty subset; the 7th row is complete (z_joint)
+            keep = batch.present[i]
+            if bool(keep.all()):
+                continue
+            fused = sum(w[j] * z[m][i] for j, m in enumerate(SEQ3) if keep[j]) / w[keep].sum()
+            torch.testing.assert_close(pred[i], weighted.head(fused.unsqueeze(0))[0], msg=f"row {i}")
+        torch.testing.assert_close(weighted.predict_from_latents(z, z_joint, batch.present), pred)
+
+
+def test_partial_fusion_must_keep_the_latent_width():
+    with pytest.raises(ValueError, match=r"partial_fusion='lmf'.*latent_dim=6, found 32"):
+        _model(partial_fusion="lmf")
+    with pytest.raises(KeyError, match=r"unknown fusion layer 'sum'"):
+        _model(partial_fusion="sum")
