@@ -7,6 +7,9 @@ use the Agg backend.
 """
 
 import os
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -15,3 +18,24 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import torch
 
 torch.set_num_threads(1)
+
+
+def real_mosi_dir() -> Path | None:
+    env = os.environ.get("ROBUSTFUSION_MOSI_DIR")
+    cands = [Path(env)] if env else []
+    cands.append(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mosi-bclstm")
+    for c in cands:
+        if (c / "train.npz").is_file():
+            return c
+    return None
+
+
+@pytest.fixture
+def mosi_dir() -> Path:
+    """The real CMU-MOSI utterance features (``../shared/data/mosi-bclstm`` or
+    ``$ROBUSTFUSION_MOSI_DIR``); the test is skipped where they are absent."""
+    d = real_mosi_dir()
+    if d is None:
+        pytest.skip("real MOSI utterance data not found: ../shared/data/mosi-bclstm/train.npz relative to the repo "
+                    "root is absent and ROBUSTFUSION_MOSI_DIR is not set")
+    return d

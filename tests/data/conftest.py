@@ -3,7 +3,6 @@ committed), and the location of the real MOSI utterance data."""
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 
@@ -97,25 +96,6 @@ def make_mosi_npz(path: Path, rng, n_videos=20, per_video=3, video_prefix="v", s
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
-
-
-def real_mosi_dir() -> Path | None:
-    env = os.environ.get("ROBUSTFUSION_MOSI_DIR")
-    cands = [Path(env)] if env else []
-    cands.append(Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "mosi-bclstm")
-    for c in cands:
-        if (c / "train.npz").is_file():
-            return c
-    return None
-
-
-@pytest.fixture
-def mosi_dir() -> Path:
-    d = real_mosi_dir()
-    if d is None:
-        pytest.skip("real MOSI utterance data not found: ../shared/data/mosi-bclstm/train.npz relative to the repo "
-                    "root is absent and ROBUSTFUSION_MOSI_DIR is not set")
-    return d
 
 
 @pytest.fixture
