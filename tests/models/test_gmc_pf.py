@@ -153,6 +153,21 @@ def test_predict_from_modalities_uses_mean_of_present_latents_for_complete_sampl
     torch.testing.assert_close(o.prediction, gmc_rule.head(o.z_joint))
 
 
+
+def test_partial_fusion_weights_the_present_latents_and_learns():
+    model = build(predict_from="modalities", partial_fusion="weighted_mean")
+    with torch.no_grad():
+        model.partial_fusion.logits.copy_(torch.tensor([2.0, -1.0, 0.0]))
+    batch = make_batch(every_subset_present())
+    out = model.eval()(batch)
+    w = model.partial_fusion.weights(batch.present).unsqueeze(-1)
+    fused = (w * torch.stack([out.z[m] for m in DIMS], dim=1)).sum(1)
+    some = batch.present.any(1)
+    torch.testing.assert_close(out.prediction[some], model.head(fused)[some])
+    model.train()(batch).loss.backward()
+    grad = model.partial_fusion.logits.grad
+    assert grad is not None and bool(torch.isfinite(grad).all()) and bool(grad.abs().sum() > 0)
+
 # ---------------------------------------------------------------------------- missing modalities
 @pytest.mark.parametrize("context", ["z_mean", "concat"])
 @pytest.mark.parametrize("mode", MODES)
