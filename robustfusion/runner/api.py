@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from robustfusion.data.standardize import Standardizer
 from robustfusion.io import atomic_write_json
 from robustfusion.models.registry import MODELS, create_model
+from robustfusion.runner.calibrate import calibrate_partial_fusion, check_calibratable
 from robustfusion.runner.config import ConfigError, load_config
 from robustfusion.runner.fit import evaluate_dataset, fit, resolve_device, set_fallback_from_targets
 from robustfusion.runner.rundir import (
@@ -113,6 +114,8 @@ def train_run(cfg: DictConfig, out: str | Path = "runs", run_dir: str | Path | N
     train = data["train"]
     model = build_model(cfg, train)
     set_fallback_from_targets(model, train)
+    if cfg.train.calibrate_fusion:
+        check_calibratable(model)  # fail before training, not after
     device = resolve_device(cfg.train.device)
     if not resume:
         write_run_files(run_dir, cfg, model, device)
@@ -122,6 +125,9 @@ def train_run(cfg: DictConfig, out: str | Path = "runs", run_dir: str | Path | N
                  on_epoch_end=on_epoch_end)
     final: dict[str, Any] = {"selected_epoch": result.selected_epoch, "epochs_run": result.epochs_run,
                              "selection": cfg.train.selection, "best_value": result.best_value}
+    if cfg.train.calibrate_fusion:
+        final["calibration"] = calibrate_partial_fusion(model, data["valid"], batch_size=cfg.eval.batch_size,
+                                                        device=device)
     for split in ("valid", "test"):
         if split in data:
             final[split] = evaluate_dataset(model, data[split], cfg.eval.batch_size, device)
