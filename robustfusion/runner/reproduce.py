@@ -67,6 +67,8 @@ class Grid:
 # `configs/<dataset>/<method>.yaml` are these merged with METHODS (tests keep them in sync).
 _MULT_TRAIN = {"epochs": 40, "batch_size": 40, "lr": 1e-3, "selection": "last"}  # GMC kept the last epoch
 _MMSA_TRAIN = {"epochs": 30, "batch_size": 32, "lr": 5e-4, "selection": "best"}
+_MOSI_GMC_PARAMS = {"unimodal_weight": 1.0, "head_dropout": 0.5, "partial_fusion": "weighted_mean"}
+_MOSI_GMC_TRAIN = {"modality_dropout": 0.3, "calibrate_fusion": True}
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "synthetic": {"model": {"params": {"encoder": "gru", "hidden_dim": 32}},
                   "train": {"epochs": 20, "batch_size": 64, "lr": 3e-3, "selection": "best"}},
@@ -79,11 +81,10 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "mosi_utterance": {"model": {"params": {"encoder": "mlp", "hidden_dim": 64, "encoder_kwargs": {"layers": 0}}},
                        "train": {"epochs": 30, "batch_size": 32, "lr": 1e-3, "selection": "best",
                                  "weight_decay": 1e-3, "monitor_subsets": True},
-                       "per_method": {m: {"model": {"params": {"unimodal_weight": 1.0, "head_dropout": 0.5,
-                                                               "partial_fusion": "weighted_mean",
-                                                               **({"predict_from": "modalities"} if m == "gmc_pf" else {})}},
-                                          "train": {"modality_dropout": 0.3, "calibrate_fusion": True}}
-                                      for m in ("gmc", "gmc_pf")},
+                       "per_method": {
+                           "gmc": {"model": {"params": _MOSI_GMC_PARAMS}, "train": _MOSI_GMC_TRAIN},
+                           "gmc_pf": {"model": {"params": {**_MOSI_GMC_PARAMS, "predict_from": "modalities"}},
+                                      "train": _MOSI_GMC_TRAIN}},
                        "eval": {"protocols": ["subsets", "sample_rate"]}},
     "mosi_mult": {"model": {"params": {"encoder": "gru", "hidden_dim": 64}}, "train": _MULT_TRAIN},
     "mosei_mult": {"model": {"params": {"encoder": "gru", "hidden_dim": 64}}, "train": _MULT_TRAIN},
