@@ -7,7 +7,8 @@ this is the one-model analogue: with every other weight frozen, the few paramete
 model's ``partial_fusion`` layer (one logit per modality for ``weighted_mean``) are fitted on the
 validation split to the model's own supervised loss, averaged over every modality subset with at
 least two modalities (single modalities do not depend on them). Deterministic: full-batch Adam
-from the trained values on cached latents.
+from the trained values on latents encoded once (once per subset for models whose latents
+depend on which modalities are present).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _subset_latents(model: nn.Module, dataset: MultimodalDataset, subset: tuple[
     zs, joints, presents = [], [], []
     for batch in dataset.batches(batch_size):
         b = keep_subset(batch.replace(targets=None), subset).to(device)
-        z, z_joint = model.encode(b)  # gmc_pf's latents depend on which modalities are present
+        z, z_joint = model.encode(b)
         zs.append(z)
         joints.append(z_joint)
         presents.append(model.check_batch(b))
@@ -68,7 +69,12 @@ def calibrate_partial_fusion(model: nn.Module, dataset: MultimodalDataset, *, st
     model.to(device).eval()
     targets = dataset.targets.to(device)
     with torch.no_grad():
-        cached = [_subset_latents(model, dataset, s, batch_size, device) for s in subsets]
+        if getattr(type(model), "supports_latent_reuse", False):  # z_m independent of the others: encode once
+            z, z_joint, present = _subset_latents(model, dataset, tuple(dataset.modalities), batch_size, device)
+            cached = [(z, z_joint, present & torch.tensor([m in s for m in model.modalities], device=device))
+                      for s in subsets]
+        else:  # gmc_pf: the latents depend on which modalities are present
+            cached = [_subset_latents(model, dataset, s, batch_size, device) for s in subsets]
     regression_loss = getattr(model, "regression_loss", "l1")
 
     def loss() -> torch.Tensor:

@@ -14,10 +14,10 @@ from robustfusion.runner.api import train_run
 from robustfusion.runner.calibrate import calibrate_partial_fusion
 from robustfusion.runner.config import load_config
 from robustfusion.runner.rundir import build_model_from_run
+from tests.test_cli import TINY as CLI_TINY
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["data.options.n_train=96", "data.options.n_valid=48", "data.options.n_test=48", "train.epochs=2",
-        "train.batch_size=32", "model.params.hidden_dim=8", "train.progress=false", "train.device=cpu"]
+TINY = [*CLI_TINY, "train.device=cpu"]
 
 
 DIMS = {"good": 3, "noise": 3, "noise2": 2}
