@@ -13,6 +13,16 @@ Zadeh et al., MOSI, arXiv 1606.06259): a directory with ``<split>.npz`` files, e
 ``round(valid_fraction * V)`` form ``valid`` (only when ``valid.npz`` is absent), the rest stay in
 ``train``. No video is in two splits. The chosen video ids are in ``meta["split_videos"]``.
 
+**Cross-fitting on the validation videos** (``crossfit_folds=K >= 2``, ``crossfit_fold=k``): when
+``valid.npz`` holds videos that no feature extractor saw (as in this project's bc-LSTM copy,
+whose extractors were trained on every ``train.npz`` video) and there is no ``test.npz``, the
+distinct videos of ``valid.npz`` are sorted, permuted with
+``numpy.random.default_rng(split_seed).permutation`` and dealt into ``K`` folds (fold ``j`` takes
+positions ``j, j + K, ...``); fold ``k`` becomes ``test`` and the other folds stay ``valid``, and
+``train`` is the whole ``train.npz``. Running every ``k`` and pooling the ``test`` scores reports on
+every leak-free video once, each time with epochs chosen and calibrations fitted on other videos
+only (:func:`crossfit_video_folds`).
+
 Features are standardised with the mean and standard deviation of the (carved) training part
 only (``standardize=True``, default); the statistics are in ``meta["standardize"]``.
 """
@@ -27,7 +37,7 @@ import numpy as np
 from robustfusion.data._common import SPLITS, check_label_range, handle_nonfinite
 from robustfusion.data.dataset import MultimodalDataset
 
-__all__ = ["MOSI_UTTERANCE_KEYS", "carve_video_splits", "load_mosi_utterance"]
+__all__ = ["MOSI_UTTERANCE_KEYS", "carve_video_splits", "crossfit_video_folds", "load_mosi_utterance"]
 
 MOSI_UTTERANCE_KEYS = ("segment_id", "video_id", "transcript", "sentiment", "text", "audio", "vision")
 TEXT_FEATURE_OPTIONS = ("bclstm", "minilm")
@@ -77,10 +87,26 @@ def carve_video_splits(video_ids: np.ndarray, carve: tuple[str, ...], split_seed
     return out
 
 
+def crossfit_video_folds(video_ids: np.ndarray, folds: int, fold: int, split_seed: int = 0) -> dict[str, np.ndarray]:
+    """``{"valid", "test"}``: sorted video ids of the other folds and of fold ``fold`` (see the
+    module docstring's cross-fitting rule)."""
+    videos = np.array(sorted(set(np.asarray(video_ids).tolist())))
+    if not 2 <= folds <= len(videos):
+        raise ValueError(f"crossfit_folds: expected 2 <= folds <= {len(videos)} (the number of validation "
+                         f"videos), found {folds}")
+    if not 0 <= fold < folds:
+        raise ValueError(f"crossfit_fold: expected 0 <= fold < {folds}, found {fold}")
+    order = videos[np.random.default_rng(split_seed).permutation(len(videos))]
+    held = np.zeros(len(order), dtype=bool)
+    held[fold::folds] = True
+    return {"valid": np.sort(order[~held]), "test": np.sort(order[held])}
+
+
 def load_mosi_utterance(path: str | Path, split_seed: int = 0, name: str = "mosi_utterance",
                         text_features: str = "bclstm", text_cache_dir: str | Path | None = None,
                         valid_fraction: float = 0.15, test_fraction: float = 0.2, standardize: bool = True,
-                        nonfinite: str = "error") -> dict[str, MultimodalDataset]:
+                        nonfinite: str = "error", crossfit_folds: int = 0,
+                        crossfit_fold: int = 0) -> dict[str, MultimodalDataset]:
     """Read ``<split>.npz`` files from the directory ``path`` (carving absent splits from train).
 
     Args:
@@ -90,6 +116,9 @@ def load_mosi_utterance(path: str | Path, split_seed: int = 0, name: str = "mosi
             embeddings of ``transcript``, cached in ``text_cache_dir``).
         standardize: z-score every modality with statistics of the training part.
         nonfinite: ``"error"`` (default; the bc-LSTM features are finite) or ``"zero"``.
+        crossfit_folds, crossfit_fold: ``K >= 2`` splits the videos of ``valid.npz`` into ``K``
+            folds and makes fold ``crossfit_fold`` the ``test`` split (module docstring); needs
+            ``valid.npz`` and no ``test.npz``. ``0`` (default): off.
 
     Returns:
         ``{"train", "valid", "test": MultimodalDataset}`` with utterance features ``[N, D]``,
@@ -107,8 +136,18 @@ def load_mosi_utterance(path: str | Path, split_seed: int = 0, name: str = "mosi
                                 f"{sorted(p.name for p in root.iterdir())}")
     files = {s: root / f"{s}.npz" for s in SPLITS if (root / f"{s}.npz").is_file()}
     raw = {s: _read_npz(p) for s, p in files.items()}
-    carve = tuple(s for s in SPLITS if s not in raw)
     split_videos: dict[str, np.ndarray] = {}
+    if crossfit_folds:
+        if "valid" not in raw or "test" in raw:
+            raise ValueError(f"{root}: crossfit_folds={crossfit_folds} expected valid.npz and no test.npz, found "
+                             f"{sorted(p.name for p in files.values())}")
+        split_videos = crossfit_video_folds(raw["valid"]["video_id"], crossfit_folds, crossfit_fold, split_seed)
+        valid = raw.pop("valid")
+        for s, vids in split_videos.items():
+            sel = np.isin(valid["video_id"], vids)
+            raw[s] = {k: v[sel] for k, v in valid.items()}
+        files["test"] = files["valid"]
+    carve = tuple(s for s in SPLITS if s not in raw)
     if carve:
         train = raw["train"]
         split_videos = carve_video_splits(train["video_id"], carve, split_seed, valid_fraction, test_fraction)
@@ -146,7 +185,8 @@ def load_mosi_utterance(path: str | Path, split_seed: int = 0, name: str = "mosi
                 "video_id": [str(v) for v in raw[s]["video_id"]],
                 "transcript": [str(t) for t in raw[s]["transcript"]],
                 "split_videos": {k: v.tolist() for k, v in split_videos.items()},
-                "split_seed": split_seed, "text_features": text_features, "standardize": stats}
+                "split_seed": split_seed, "crossfit": [crossfit_fold, crossfit_folds] if crossfit_folds else None,
+                "text_features": text_features, "standardize": stats}
         out[s] = MultimodalDataset(feats[s], raw[s]["sentiment"].astype(np.float32), task="regression",
                                    num_outputs=1, ids=[str(i) for i in raw[s]["segment_id"]], name=name, meta=meta)
     return out

@@ -42,6 +42,25 @@ def test_reads_present_split_files(tmp_path, rng, build):
     assert len(_videos(data["valid"])) == 2 and len(_videos(data["train"])) == 8  # test not carved
 
 
+def test_crossfit_deals_validation_videos_into_folds(tmp_path, rng, build):
+    build.mosi_npz(tmp_path / "train.npz", rng, n_videos=10)
+    build.mosi_npz(tmp_path / "valid.npz", rng, n_videos=6, video_prefix="v")
+    folds = [load_mosi_utterance(tmp_path, split_seed=2, crossfit_folds=3, crossfit_fold=k) for k in range(3)]
+    order = np.array(sorted(f"v{i:03d}" for i in range(6)))[np.random.default_rng(2).permutation(6)]
+    for k, data in enumerate(folds):  # the documented rule, by hand: fold k = positions k, k + 3
+        assert _videos(data["test"]) == set(order[k::3])
+        assert _videos(data["valid"]) == set(order) - set(order[k::3])
+        assert len(_videos(data["train"])) == 10 and data["test"].meta["crossfit"] == [k, 3]
+    assert set().union(*(_videos(d["test"]) for d in folds)) == set(order)
+    with pytest.raises(ValueError, match=r"crossfit_fold: expected 0 <= fold < 3, found 3"):
+        load_mosi_utterance(tmp_path, crossfit_folds=3, crossfit_fold=3)
+    with pytest.raises(ValueError, match=r"crossfit_folds: expected 2 <= folds <= 6.*found 7"):
+        load_mosi_utterance(tmp_path, crossfit_folds=7)
+    (tmp_path / "valid.npz").unlink()
+    with pytest.raises(ValueError, match=r"expected valid\.npz and no test\.npz, found \['train\.npz'\]"):
+        load_mosi_utterance(tmp_path, crossfit_folds=2)
+
+
 def test_standardised_with_train_statistics_only(tmp_path, rng, build):
     build.mosi_npz(tmp_path / "train.npz", rng)
     data = load_mosi_utterance(tmp_path)
@@ -89,20 +108,33 @@ def test_carve_fraction_errors():
 
 @pytest.mark.data
 def test_real_mosi_bclstm(mosi_dir):
+    """train.npz (1447 segments, 62 videos) and the leak-free valid.npz (255 segments, 10 other
+    videos); test is carved from train.npz by video."""
     data = load_dataset("mosi_utterance", mosi_dir, split_seed=0)
-    n = sum(len(d) for d in data.values())
-    assert n == 1447
-    vids = [_videos(d) for d in data.values()]
-    assert sum(len(v) for v in vids) == 62 and len(set().union(*vids)) == 62
+    assert sum(len(d) for d in data.values()) == 1447 + 255
+    assert len(data["valid"]) == 255 and not data["valid"].meta["carved"] and data["test"].meta["carved"]
+    vids = {s: _videos(d) for s, d in data.items()}
+    assert len(vids["valid"]) == 10 and len(vids["train"]) + len(vids["test"]) == 62
+    assert len(set().union(*vids.values())) == 72  # no video in two splits
     for d in data.values():
         assert d.modality_dims == {"text": 100, "audio": 73, "vision": 100}
         assert d.name == "mosi_utterance"
         assert d.targets.abs().max() <= 3
         d.full_batch()  # validated: finite features
-    assert len(data["train"]) > len(data["test"]) > len(data["valid"]) > 0
+    assert len(data["train"]) > len(data["test"]) > 0
+
+
+@pytest.mark.data
+def test_real_mosi_crossfit_reports_on_leak_free_videos_only(mosi_dir):
+    folds = [load_dataset("mosi_utterance", mosi_dir, crossfit_folds=2, crossfit_fold=k) for k in (0, 1)]
+    for data in folds:
+        assert len(data["train"]) == 1447 and len(data["valid"]) + len(data["test"]) == 255
+        assert not _videos(data["valid"]) & _videos(data["test"])
+    assert _videos(folds[0]["test"]) == _videos(folds[1]["valid"])
+    assert _videos(folds[0]["test"]) | _videos(folds[1]["test"]) == _videos(load_dataset("mosi_utterance", mosi_dir)["valid"])
 
 
 @pytest.mark.data
 def test_real_mosi_via_env_var(mosi_dir, monkeypatch):
     monkeypatch.setenv("ROBUSTFUSION_DATA_MOSI_UTTERANCE", str(mosi_dir))
-    assert sum(len(d) for d in load_dataset("mosi_utterance").values()) == 1447
+    assert sum(len(d) for d in load_dataset("mosi_utterance").values()) == 1447 + 255
