@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from robustfusion.batch import MultimodalBatch
 from robustfusion.losses.supervised import TASKS, supervised_loss
 from robustfusion.models.output import ModelOutput
+from robustfusion.presence_readout import PresenceReadout
 
 __all__ = ["MultimodalModel", "check_modality_names", "target_fallback"]
 
@@ -50,6 +51,10 @@ class MultimodalModel(nn.Module):
     (regression) or the training-set log class frequencies (classification) with
     :meth:`set_fallback`. Never NaN, never a crash.
 
+    Presence read-out: every prediction passes through ``readout``
+    (:class:`robustfusion.presence_readout.PresenceReadout`), one affine map per presence
+    pattern. It is the identity unless fitted after training (``train.calibrate_subsets``).
+
     Class attribute ``supports_latent_reuse``: ``True`` when the latent of each modality does
     not depend on which other modalities are present, so an evaluator may encode once and
     predict every modality subset from the cached latents (``encode`` /
@@ -71,6 +76,7 @@ class MultimodalModel(nn.Module):
         self.modalities = tuple(self.modality_dims)
         self.task, self.num_outputs = task, int(num_outputs)
         self.register_buffer("fallback", torch.zeros(self.num_outputs))
+        self.readout = PresenceReadout(len(self.modalities), self.num_outputs)
 
     def set_fallback(self, value: Tensor | float) -> None:
         """Set the prediction for samples with no modality present."""
@@ -97,7 +103,9 @@ class MultimodalModel(nn.Module):
         return torch.stack([batch.present_mask(m) for m in self.modalities], dim=1)
 
     def apply_fallback(self, prediction: Tensor, present: Tensor) -> Tensor:
-        """Replace the prediction of samples with no modality present by ``fallback``."""
+        """The final prediction: ``readout`` (per presence pattern, identity unless fitted), and
+        ``fallback`` for samples with no modality present."""
+        prediction = self.readout(prediction, present)
         none = ~present.any(dim=1, keepdim=True)
         return torch.where(none, self.fallback.to(prediction.dtype).expand_as(prediction), prediction)
 

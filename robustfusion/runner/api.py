@@ -14,7 +14,12 @@ from omegaconf import DictConfig, OmegaConf
 from robustfusion.data.standardize import Standardizer
 from robustfusion.io import atomic_write_json
 from robustfusion.models.registry import MODELS, create_model
-from robustfusion.runner.calibrate import calibrate_partial_fusion, check_calibratable
+from robustfusion.runner.calibrate import (
+    calibrate_partial_fusion,
+    calibrate_presence_readout,
+    check_calibratable,
+    check_readout_task,
+)
 from robustfusion.runner.config import ConfigError, load_config
 from robustfusion.runner.fit import evaluate_dataset, fit, resolve_device, set_fallback_from_targets
 from robustfusion.runner.rundir import (
@@ -116,6 +121,8 @@ def train_run(cfg: DictConfig, out: str | Path = "runs", run_dir: str | Path | N
     set_fallback_from_targets(model, train)
     if cfg.train.calibrate_fusion:
         check_calibratable(model)  # fail before training, not after
+    if cfg.train.calibrate_subsets:
+        check_readout_task(train.task)
     device = resolve_device(cfg.train.device)
     if not resume:
         write_run_files(run_dir, cfg, model, device)
@@ -128,6 +135,9 @@ def train_run(cfg: DictConfig, out: str | Path = "runs", run_dir: str | Path | N
     if cfg.train.calibrate_fusion:
         final["calibration"] = calibrate_partial_fusion(model, data["valid"], batch_size=cfg.eval.batch_size,
                                                         device=device)
+    if cfg.train.calibrate_subsets:
+        final["readout"] = calibrate_presence_readout(model, data["valid"], batch_size=cfg.eval.batch_size,
+                                                      device=device)
     for split in ("valid", "test"):
         if split in data:
             final[split] = evaluate_dataset(model, data[split], cfg.eval.batch_size, device)

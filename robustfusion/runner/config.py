@@ -76,6 +76,7 @@ class TrainConfig:
     monitor_subsets: bool = False  # select on the monitor averaged over every modality subset of valid
     modality_dropout: float = 0.0  # train-time probability of dropping each modality
     calibrate_fusion: bool = False  # after training, fit the model's partial_fusion weights on valid
+    calibrate_subsets: bool = False  # then fit an affine read-out per presence pattern on valid (regression)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     progress: bool = True  # tqdm bars (always off when stderr is not a terminal)
 

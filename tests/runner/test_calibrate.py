@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -9,9 +10,10 @@ import pytest
 import torch
 
 from robustfusion.data import MultimodalDataset
+from robustfusion.dropping import keep_subset
 from robustfusion.models import create_model
 from robustfusion.runner.api import train_run
-from robustfusion.runner.calibrate import calibrate_partial_fusion
+from robustfusion.runner.calibrate import calibrate_partial_fusion, calibrate_presence_readout
 from robustfusion.runner.config import load_config
 from robustfusion.runner.rundir import build_model_from_run
 from tests.test_cli import TINY as CLI_TINY
@@ -97,3 +99,49 @@ def test_train_run_refuses_an_uncalibratable_model_before_training(tmp_path):
     with pytest.raises(ValueError, match=r"partial_fusion=weighted_mean"):
         train_run(cfg, run_dir=tmp_path / "run")
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+@pytest.mark.parametrize("name", ["gmc", "gmc_pf", "late_fusion"])
+def test_presence_readout_fits_each_subset_and_nothing_else(name):
+    torch.manual_seed(0)
+    model = create_model(name, modality_dims=DIMS, encoder="mlp", hidden_dim=8, latent_dim=8) if name != "late_fusion" \
+        else create_model(name, modality_dims=DIMS, encoder="mlp", hidden_dim=8)
+    data = _valid()
+    raw = copy.deepcopy(model)
+    before = {n: p.detach().clone() for n, p in model.state_dict().items() if not n.startswith("readout.")}
+    info = calibrate_presence_readout(model, data)
+    assert len(info) == 7  # every non-empty subset of three modalities
+    batch = data.full_batch()
+    for subset, fit in info.items():
+        assert fit["loss_after"] <= fit["loss_before"] + 1e-6, subset
+        # the model now predicts exactly the fitted map of its raw prediction for that subset
+        b = keep_subset(batch, subset.split("+"))
+        expected = raw.predict(b) * torch.tensor(fit["scale"]) + torch.tensor(fit["shift"])
+        torch.testing.assert_close(model.predict(b), expected)
+        assert float((model.predict(b).flatten() - data.targets).abs().mean()) == pytest.approx(fit["loss_after"], abs=1e-5)
+    for n, v in model.state_dict().items():
+        if not n.startswith("readout."):
+            assert torch.equal(v, before[n]), n
+    again = create_model(name, modality_dims=DIMS, encoder="mlp", hidden_dim=8, **({"latent_dim": 8} if name != "late_fusion" else {}))
+    again.load_state_dict(model.state_dict())
+    assert calibrate_presence_readout(again, data) == info  # deterministic, starting from any read-out
+
+
+def test_presence_readout_is_refused_for_classification():
+    x = {m: torch.randn(16, d) for m, d in DIMS.items()}
+    data = MultimodalDataset(x, torch.randint(0, 3, (16,)), task="classification", num_outputs=3, name="toy")
+    model = create_model("gmc", modality_dims=DIMS, task="classification", num_outputs=3, encoder="mlp")
+    with pytest.raises(ValueError, match=r"calibrate_subsets: expected a regression task.*'classification'"):
+        calibrate_presence_readout(model, data)
+
+
+def test_train_run_fits_the_readout_saves_and_reloads(tmp_path):
+    cfg = load_config(ROOT / "configs" / "synthetic" / "gmc_pf.yaml", [*TINY, "train.calibrate_subsets=true"])
+    run_dir = train_run(cfg, run_dir=tmp_path / "run")
+    final = json.loads((run_dir / "final.json").read_text())
+    assert set(final["readout"]) == {"text", "audio", "vision", "text+audio", "text+vision", "audio+vision",
+                                     "text+audio+vision"}
+    model = build_model_from_run(run_dir)
+    code = 1 + 2 + 4  # all three modalities present
+    assert model.readout.scale[code].tolist() == pytest.approx(final["readout"]["text+audio+vision"]["scale"])
+    assert final["valid"]["MAE"] <= final["readout"]["text+audio+vision"]["loss_before"] + 1e-6
