@@ -1,4 +1,4 @@
-"""Robustness evaluation under missing modalities: subsets table, rate sweeps, AUILC, aggregation.
+"""Robustness evaluation under missing modalities: subsets table, rate sweeps, AUILC summaries.
 
 Protocols (test-time dropping from :mod:`robustfusion.dropping`, never magic feature values):
 
@@ -12,20 +12,8 @@ Every model sees the identical drop pattern: one generator per ``(seed, protocol
 (``frame_rate``: per modality too) from :func:`robustfusion.dropping.protocol_generator`,
 streamed over the dataset's batches in their fixed order.
 
-Long-format rows (one dict per number), the only source of tables and plots:
-
-=========  ===============================================================================
-dataset    dataset name
-model      model name (``"oracle"`` for the synthetic benchmark's Bayes-optimal predictor)
-seed       the evaluation seed (int)
-protocol   ``"subsets"``, ``"sample_rate"`` or ``"frame_rate"``
-level      sweeps: the rate as a float rounded to 6 digits; ``subsets``: ``None`` (empty in
-           CSV); summary rows: ``"auilc"`` or ``"relative"`` (see below)
-subset     ``subsets``: the kept modalities joined by ``+`` (``"text+audio"``); sweeps: ``"all"``
-split      ``"test"``, ``"valid"``, ...
-metric     metric name (:mod:`robustfusion.metrics` key)
-value      float (NaN allowed where a metric is undefined, documented in metrics)
-=========  ===============================================================================
+Results are long-format rows (one dict per number; schema, CSV I/O, aggregation over seeds and
+the oracle gap in :mod:`robustfusion.results`), the only source of tables and plots.
 
 Summary rows per sweep protocol and metric (same protocol, ``subset="all"``):
 
@@ -35,16 +23,15 @@ Summary rows per sweep protocol and metric (same protocol, ``subset="all"``):
   level)); 1.0 means no degradation. NaN when 0.0 is not among the levels or the metric at 0.0
   is 0.
 
-:func:`aggregate` turns rows into mean / std (``ddof=1``; 0.0 when ``n == 1``) / n over seeds.
+The summaries live here, with the evaluator that makes the curves, rather than in
+:mod:`robustfusion.results`: they are per-seed metrics computed once from raw sweep rows (reports
+never recompute them; they only read the rows back by their level names).
 """
 
 from __future__ import annotations
 
-import csv
-import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,57 +48,31 @@ from robustfusion.dropping import (
     protocol_generator,
     subset_name,
 )
-from robustfusion.io import atomic_write
 from robustfusion.metrics import compute_metrics
 
-__all__ = [
-    "AGG_FIELDS",
-    "AUILC_LEVEL",
-    "DEFAULT_LEVELS",
-    "GROUP_FIELDS",
-    "RELATIVE_LEVEL",
-    "ROW_FIELDS",
-    "SWEEP_SUBSET",
-    "aggregate",
-    "auilc",
-    "evaluate",
-    "normalise_level",
-    "oracle_gap_rows",
-    "read_rows_csv",
-    "relative_robustness",
-    "summary_rows",
-    "write_rows_csv",
-]
+# AGG_FIELDS, GROUP_FIELDS, aggregate, oracle_gap_rows, read_rows_csv, write_rows_csv: forwards for
+# callers that still import them from here (runner, experiments); new code imports
+# robustfusion.results.
+from robustfusion.results import (
+    AGG_FIELDS,  # noqa: F401
+    AUILC_LEVEL,
+    DEFAULT_LEVELS,
+    GROUP_FIELDS,  # noqa: F401
+    RELATIVE_LEVEL,
+    ROW_FIELDS,
+    SWEEP_PROTOCOLS,
+    SWEEP_SUBSET,
+    aggregate,  # noqa: F401
+    normalise_level,
+    oracle_gap_rows,  # noqa: F401
+    read_rows_csv,  # noqa: F401
+    write_rows_csv,  # noqa: F401
+)
 
-ROW_FIELDS = ("dataset", "model", "seed", "protocol", "level", "subset", "split", "metric", "value")
-#: Fields that identify one number across seeds (everything but seed and value).
-GROUP_FIELDS = ("dataset", "model", "protocol", "level", "subset", "split", "metric")
-AGG_FIELDS = GROUP_FIELDS + ("mean", "std", "n")
-DEFAULT_LEVELS = tuple(round(0.1 * i, 6) for i in range(11))
-AUILC_LEVEL = "auilc"
-RELATIVE_LEVEL = "relative"
-SWEEP_SUBSET = "all"
-SWEEP_PROTOCOLS = ("sample_rate", "frame_rate")
+__all__ = ["auilc", "evaluate", "evaluate_many", "relative_robustness", "summary_rows"]
 
 
 # ---------------------------------------------------------------------------- levels
-def normalise_level(level: Any) -> float | str | None:
-    """``None`` for an empty/NaN/None level (subsets rows), a float rounded to 6 digits for a
-    rate, the string itself for a summary level (``"auilc"``, ``"relative"``)."""
-    if level is None:
-        return None
-    if isinstance(level, str):
-        s = level.strip()
-        if s == "" or s.lower() in ("nan", "none"):
-            return None
-        try:
-            return round(float(s), 6)
-        except ValueError:
-            return s
-    f = float(level)
-    return None if math.isnan(f) else round(f, 6)
-
-
 def _check_levels(levels: Iterable[float]) -> list[float]:
     out = sorted({normalise_level(lv) for lv in levels})
     for lv in out:
@@ -333,108 +294,3 @@ def summary_rows(rows: Iterable[dict]) -> list[dict]:
         out.append({**base, "level": AUILC_LEVEL, "value": auilc(x, y)})
         out.append({**base, "level": RELATIVE_LEVEL, "value": relative_robustness(x, y)})
     return [{k: r[k] for k in ROW_FIELDS} for r in out]
-
-
-# ---------------------------------------------------------------------------- oracle gap
-def oracle_gap_rows(rows: Iterable[dict], oracle: str = "oracle") -> list[dict]:
-    """Rows ``metric = "gap/<metric>"``, ``value = model value - oracle value`` for every row of
-    a non-oracle model that has an oracle row with the same dataset, seed, protocol, level,
-    subset, split and metric (synthetic benchmark: "the gap to the oracle")."""
-    rows = list(rows)
-    ref = {(r["dataset"], r["seed"], r["protocol"], normalise_level(r["level"]), r["subset"], r["split"],
-            r["metric"]): float(r["value"]) for r in rows if r["model"] == oracle}
-    out = []
-    for r in rows:
-        if r["model"] == oracle or r["metric"].startswith("gap/"):
-            continue
-        key = (r["dataset"], r["seed"], r["protocol"], normalise_level(r["level"]), r["subset"], r["split"], r["metric"])
-        if key in ref:
-            out.append({**{k: r[k] for k in ROW_FIELDS}, "metric": f"gap/{r['metric']}",
-                        "value": float(r["value"]) - ref[key]})
-    return out
-
-
-# ---------------------------------------------------------------------------- aggregation
-def aggregate(rows: Iterable[dict]) -> list[dict]:
-    """Mean, sample standard deviation (``ddof=1``; 0.0 when ``n == 1``) and ``n`` over seeds.
-
-    Rows are grouped by :data:`GROUP_FIELDS` (levels normalised, so ``0.1`` and ``"0.1"``
-    match); groups keep the order of their first row. NaN values propagate to the mean.
-
-    Raises:
-        ValueError: when a group holds the same seed twice (two sources for one number: rename
-            one model or drop the duplicate file).
-    """
-    groups: dict[tuple, list[tuple[Any, float]]] = {}
-    for r in rows:
-        key = tuple(normalise_level(r[f]) if f == "level" else r[f] for f in GROUP_FIELDS)
-        groups.setdefault(key, []).append((r["seed"], float(r["value"])))
-    out = []
-    for key, vals in groups.items():
-        seeds = [s for s, _ in vals]
-        if len(set(seeds)) != len(seeds):
-            dup = sorted({s for s in seeds if seeds.count(s) > 1}, key=str)
-            raise ValueError(f"aggregate: seed(s) {dup} appear more than once for {dict(zip(GROUP_FIELDS, key))}")
-        v = np.array([x for _, x in vals], dtype=np.float64)
-        std = float(np.std(v, ddof=1)) if v.size > 1 else 0.0
-        out.append({**dict(zip(GROUP_FIELDS, key)), "mean": float(np.mean(v)), "std": std, "n": int(v.size)})
-    return out
-
-
-# ---------------------------------------------------------------------------- CSV
-def _fmt(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return repr(v)
-    return str(v)
-
-
-def write_rows_csv(rows: Iterable[dict], path: str | Path) -> Path:
-    """Write rows (raw or aggregated) to ``path`` atomically: a temporary file in the same
-    directory, then ``os.replace``. On any failure the previous file is untouched and no
-    temporary file is left. Columns: :data:`ROW_FIELDS` (or :data:`AGG_FIELDS`) first, then any
-    extra keys in order of appearance. Floats are written with ``repr`` (exact round trip)."""
-    rows = list(rows)
-    base = AGG_FIELDS if rows and "mean" in rows[0] and "value" not in rows[0] else ROW_FIELDS
-    fields = [f for f in base if not rows or any(f in r for r in rows)] or list(base)
-    for r in rows:
-        fields += [k for k in r if k not in fields]
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(fields)
-            for r in rows:
-                w.writerow([_fmt(r.get(f)) for f in fields])
-
-    return atomic_write(path, write)
-
-
-def _parse(field: str, s: str) -> Any:
-    if field == "level":
-        return normalise_level(s)
-    if field in ("seed", "n"):
-        try:
-            return int(s)
-        except ValueError:
-            return s
-    if field in ("value", "mean", "std"):
-        return float(s) if s != "" else float("nan")
-    return s
-
-
-def read_rows_csv(path: str | Path) -> list[dict]:
-    """Read rows written by :func:`write_rows_csv` back with their types (seed/n int,
-    value/mean/std float, level float / ``None`` / summary string)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such results file")
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        cols = reader.fieldnames or []
-        need = ("value",) if "value" in cols else ("mean",)
-        missing = [f for f in ("dataset", "model", "protocol", "level", "subset", "metric") + need if f not in cols]
-        if missing:
-            raise ValueError(f"{path}: expected columns {list(ROW_FIELDS)}, missing {missing} (found {cols})")
-        return [{k: _parse(k, v) for k, v in r.items()} for r in reader]

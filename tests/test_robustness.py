@@ -1,11 +1,10 @@
 """Robustness evaluator: drop-pattern determinism and sharing across models, latent reuse equal to
-the plain path, AUILC / relative robustness, aggregation over seeds, atomic CSV writes."""
+the plain path, AUILC / relative robustness, evaluator rows through the CSV round trip (the row
+schema, aggregation and CSV writer themselves: tests/test_results.py)."""
 
 from __future__ import annotations
 
 import math
-import os
-import statistics
 
 import numpy as np
 import pytest
@@ -14,18 +13,19 @@ import torch
 from robustfusion import create_model
 from robustfusion.data.dataset import MultimodalDataset
 from robustfusion.dropping import all_subsets, drop_samples, protocol_generator, subset_name
-from robustfusion.robustness import (
+from robustfusion.results import (
     AUILC_LEVEL,
     RELATIVE_LEVEL,
     aggregate,
+    read_rows_csv,
+    write_rows_csv,
+)
+from robustfusion.robustness import (
     auilc,
     evaluate,
     evaluate_many,
-    oracle_gap_rows,
-    read_rows_csv,
     relative_robustness,
     summary_rows,
-    write_rows_csv,
 )
 
 LEVELS = (0.0, 0.25, 0.5, 1.0)
@@ -215,32 +215,8 @@ def test_summary_rows_match_curves():
         assert got[RELATIVE_LEVEL] == pytest.approx(area / curve[0.0])
 
 
-# ---------------------------------------------------------------------------- aggregate
-def _row(model, seed, value, level=0.1, metric="MAE"):
-    return {"dataset": "d", "model": model, "seed": seed, "protocol": "sample_rate", "level": level,
-            "subset": "all", "split": "test", "metric": metric, "value": value}
-
-
-def test_aggregate_numbers():
-    rows = [_row("a", 0, 1.0), _row("a", 1, 2.0), _row("a", 2, 4.5, level="0.1"), _row("b", 0, 3.0),
-            _row("a", 0, 0.5, metric="Corr")]
-    agg = aggregate(rows)
-    assert [(r["model"], r["metric"], r["n"]) for r in agg] == [("a", "MAE", 3), ("b", "MAE", 1), ("a", "Corr", 1)]
-    assert agg[0]["mean"] == pytest.approx(statistics.mean([1.0, 2.0, 4.5]))
-    assert agg[0]["std"] == pytest.approx(statistics.stdev([1.0, 2.0, 4.5]))
-    assert agg[1]["std"] == 0.0 and agg[1]["mean"] == 3.0
-    with pytest.raises(ValueError, match="more than once"):
-        aggregate([_row("a", 0, 1.0), _row("a", 0, 2.0)])
-
-
-def test_oracle_gap_rows():
-    rows = [_row("m", 0, 0.7, metric="Acc"), _row("oracle", 0, 0.9, metric="Acc"), _row("m", 1, 0.6, metric="Acc")]
-    gap = oracle_gap_rows(rows)
-    assert len(gap) == 1 and gap[0]["metric"] == "gap/Acc" and gap[0]["value"] == pytest.approx(-0.2)
-
-
 # ---------------------------------------------------------------------------- CSV
-def test_csv_round_trip(tmp_path):
+def test_evaluator_rows_survive_the_csv_round_trip(tmp_path):
     rows = evaluate(Recorder(), make_dataset(), levels=LEVELS, batch_size=16)
     rows[0]["value"] = float("nan")
     path = write_rows_csv(rows, tmp_path / "sub" / "robustness.csv")
@@ -254,23 +230,6 @@ def test_csv_round_trip(tmp_path):
     assert [r["n"] for r in back_agg] == [r["n"] for r in agg]
     with pytest.raises(FileNotFoundError):
         read_rows_csv(tmp_path / "none.csv")
-
-
-class Boom:
-    def __str__(self):
-        raise RuntimeError("disk full (simulated)")
-
-
-def test_atomic_write_keeps_old_file_on_failure(tmp_path):
-    path = tmp_path / "robustness.csv"
-    good = [_row("a", 0, 1.0), _row("a", 1, 2.0)]
-    write_rows_csv(good, path)
-    before = path.read_bytes()
-    bad = good + [_row("a", 2, 3.0) | {"subset": Boom()}]
-    with pytest.raises(RuntimeError, match="simulated"):
-        write_rows_csv(bad, path)
-    assert path.read_bytes() == before
-    assert sorted(os.listdir(tmp_path)) == ["robustness.csv"]
 
 
 def test_evaluate_many_names_models_and_seeds():
