@@ -1,5 +1,5 @@
 """Tables (markdown, LaTeX) and plots (matplotlib, Agg, imported lazily) drawn from the
-long-format robustness rows of :mod:`robustfusion.robustness`, never from typed numbers."""
+long-format result rows of :mod:`robustfusion.results`, never from typed numbers."""
 
 from robustfusion.reporting._slice import METRIC_LABELS, PROTOCOL_LABELS, Slice, select
 from robustfusion.reporting.plots import plot_subsets, plot_sweep

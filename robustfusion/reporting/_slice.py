@@ -6,11 +6,10 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from robustfusion.robustness import AUILC_LEVEL, RELATIVE_LEVEL, aggregate, normalise_level
+from robustfusion.results import AUILC_LEVEL, ORACLE, RELATIVE_LEVEL, aggregate, normalise_level
 
-__all__ = ["METRIC_LABELS", "ORACLE", "PROTOCOL_LABELS", "Slice", "column_label", "select"]
+__all__ = ["METRIC_LABELS", "PROTOCOL_LABELS", "Slice", "column_label", "select"]
 
-ORACLE = "oracle"
 PROTOCOL_LABELS = {
     "subsets": "modality subset",
     "sample_rate": "modality drop rate (per sample and modality)",

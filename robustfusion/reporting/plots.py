@@ -14,8 +14,8 @@ from pathlib import Path
 
 from robustfusion.io import atomic_write
 from robustfusion.metrics import metric_direction
-from robustfusion.reporting._slice import METRIC_LABELS, ORACLE, PROTOCOL_LABELS, select
-from robustfusion.robustness import AUILC_LEVEL, write_rows_csv
+from robustfusion.reporting._slice import METRIC_LABELS, PROTOCOL_LABELS, select
+from robustfusion.results import AUILC_LEVEL, ORACLE, write_rows_csv
 
 __all__ = ["plot_subsets", "plot_sweep"]
 

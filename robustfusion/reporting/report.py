@@ -9,10 +9,10 @@ from typing import Any
 
 from robustfusion.io import atomic_write_text
 from robustfusion.metrics import REPORT_METRICS
-from robustfusion.reporting._slice import ORACLE, PROTOCOL_LABELS
+from robustfusion.reporting._slice import PROTOCOL_LABELS
 from robustfusion.reporting.plots import plot_subsets, plot_sweep
 from robustfusion.reporting.tables import latex_table, markdown_table
-from robustfusion.robustness import aggregate, oracle_gap_rows, write_rows_csv
+from robustfusion.results import ORACLE, aggregate, oracle_gap_rows, write_rows_csv
 
 __all__ = ["default_metrics", "write_report"]
 
@@ -40,7 +40,7 @@ def write_report(rows: Iterable[dict], out_dir: str | Path, metrics: Sequence[st
     For each dataset/split in the rows and each metric (default :func:`default_metrics`): the
     subsets table and bar chart, and for each sweep protocol the level table (with AUILC and
     relative robustness) and the metric-vs-level plot. When an ``"oracle"`` model is present,
-    a "gap to oracle" table (model minus oracle, :func:`robustfusion.robustness.oracle_gap_rows`)
+    a "gap to oracle" table (model minus oracle, :func:`robustfusion.results.oracle_gap_rows`)
     follows each metric's tables.
 
     Returns:

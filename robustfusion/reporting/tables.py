@@ -14,7 +14,8 @@ import re
 from collections.abc import Iterable, Sequence
 
 from robustfusion.metrics import metric_direction
-from robustfusion.reporting._slice import ORACLE, Slice, column_label, select
+from robustfusion.reporting._slice import Slice, column_label, select
+from robustfusion.results import ORACLE
 
 __all__ = ["best_models", "format_cell", "latex_table", "markdown_table"]
 

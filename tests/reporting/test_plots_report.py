@@ -11,7 +11,8 @@ import torch
 
 from robustfusion.data.dataset import MultimodalDataset
 from robustfusion.reporting import plot_subsets, plot_sweep, write_report
-from robustfusion.robustness import aggregate, evaluate, read_rows_csv
+from robustfusion.results import aggregate, read_rows_csv
+from robustfusion.robustness import evaluate
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from robustfusion.reporting import latex_table, markdown_table, select
-from robustfusion.robustness import aggregate
+from robustfusion.results import aggregate
 
 
 def _cells(md: str) -> dict[str, list[str]]:
