@@ -9,7 +9,7 @@ data: ``load_dataset`` over ``list_datasets()``; evaluation: ``robustfusion.robu
 
 from robustfusion.batch import MultimodalBatch, replace_nonfinite
 from robustfusion.data import MultimodalDataset, list_datasets, load_dataset
-from robustfusion.losses import GMCContrastiveLoss, gmc_contrastive_loss
+from robustfusion.losses import GMCContrastiveLoss, GMCLossOutput, gmc_contrastive_loss
 from robustfusion.models import (
                                  GMC,
                                  GMCProgressive,
@@ -24,7 +24,7 @@ from robustfusion.models import (
 
 __version__ = "0.1.0"
 
-__all__ = ["GMC", "GMCContrastiveLoss", "GMCProgressive", "LateFusion", "ModelOutput", "MultimodalBatch",
-           "MultimodalDataset", "MultimodalModel", "ProgressiveFusion", "__version__", "create_model",
-           "gmc_contrastive_loss", "list_datasets", "list_models", "load_dataset", "register_model",
-           "replace_nonfinite"]
+__all__ = ["GMC", "GMCContrastiveLoss", "GMCLossOutput", "GMCProgressive", "LateFusion", "ModelOutput",
+           "MultimodalBatch", "MultimodalDataset", "MultimodalModel", "ProgressiveFusion", "__version__",
+           "create_model", "gmc_contrastive_loss", "list_datasets", "list_models", "load_dataset",
+           "register_model", "replace_nonfinite"]

@@ -4,7 +4,6 @@ from robustfusion.losses.gmc_contrastive import (
     GMCContrastiveLoss,
     GMCLossOutput,
     gmc_contrastive_loss,
-    gmc_contrastive_terms,
 )
 from robustfusion.losses.supervised import TASKS, check_targets, supervised_loss
 
@@ -14,6 +13,5 @@ __all__ = [
     "GMCLossOutput",
     "check_targets",
     "gmc_contrastive_loss",
-    "gmc_contrastive_terms",
     "supervised_loss",
 ]
