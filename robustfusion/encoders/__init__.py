@@ -16,8 +16,8 @@ from robustfusion.encoders.joint import (
     register_joint_encoder,
 )
 from robustfusion.encoders.mlp import MLPEncoder
-from robustfusion.encoders.pooling import masked_last, masked_mean
 from robustfusion.encoders.transformer import TransformerEncoder
+from robustfusion.masking import masked_last, masked_mean
 
 __all__ = [
     "CONTEXT_MODES",

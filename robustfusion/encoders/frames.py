@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from robustfusion.encoders.base import ModalityEncoder, register_encoder
 from robustfusion.encoders.context import ContextInjection
-from robustfusion.encoders.pooling import masked_last, masked_mean
+from robustfusion.masking import masked_last, masked_mean
 
 __all__ = ["TimmFrameEncoder", "create_timm_backbone", "load_backbone_checkpoint"]
 

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from robustfusion.encoders.base import ModalityEncoder, register_encoder
 from robustfusion.encoders.context import ContextInjection
-from robustfusion.encoders.pooling import POOLINGS, masked_last, masked_mean, zero_unobserved
+from robustfusion.masking import POOLINGS, masked_last, masked_mean, zero_unobserved
 
 __all__ = ["GRUEncoder"]
 

@@ -13,10 +13,10 @@ from torch import Tensor, nn
 
 from robustfusion.batch import MultimodalBatch
 from robustfusion.encoders.base import create_encoder
-from robustfusion.fusion.concat import ConcatFusion
+from robustfusion.masking import zero_fill_concat
 from robustfusion.registry import Registry
 
-__all__ = ["JOINT_ENCODERS", "ConcatJointEncoder", "create_joint_encoder", "register_joint_encoder"]
+__all__ = ["JOINT_ENCODERS", "ConcatJointEncoder", "ConcatMLP", "create_joint_encoder", "register_joint_encoder"]
 
 JOINT_ENCODERS: Registry[nn.Module] = Registry("joint encoder")
 register_joint_encoder = JOINT_ENCODERS.register
@@ -26,9 +26,30 @@ def create_joint_encoder(name: str, **kwargs) -> nn.Module:
     return JOINT_ENCODERS.create(name, **kwargs)
 
 
+class ConcatMLP(nn.Module):
+    """``MLP([present_1 * h_1; ...; present_M * h_M; present])``: ``{name: [B, dim]}, [B, M] ->
+    [B, out_dim]``, Linear-GELU-Dropout-Linear of width ``2 * dim``.
+
+    The same layer (and parameter names, ``net.0`` / ``net.3``) as the ``"concat"`` fusion layer
+    :class:`robustfusion.fusion.ConcatFusion` with ``append_mask=True``; written here so that the
+    encoders do not import the fusion package (they are the same layer). Absent modalities are
+    zero-filled by selection (:func:`robustfusion.masking.zero_fill_concat`).
+    """
+
+    def __init__(self, dim: int, num_modalities: int, out_dim: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.out_dim = out_dim
+        self.net = nn.Sequential(nn.Linear(dim * num_modalities + num_modalities, 2 * dim), nn.GELU(),
+                                 nn.Dropout(dropout), nn.Linear(2 * dim, out_dim))
+
+    def forward(self, features: Mapping[str, Tensor], present: Tensor) -> Tensor:
+        return self.net(zero_fill_concat(features, present, append_mask=True))
+
+
 @register_joint_encoder("concat")
 class ConcatJointEncoder(nn.Module):
-    """Per-modality encoders of its own, then :class:`ConcatFusion` (zero-fill + MLP).
+    """Per-modality encoders of its own, then :class:`ConcatMLP` (zero-fill + MLP):
+    ``joint(batch) -> [B, out_dim]``.
 
     Args:
         modality_dims: ``{name: D}`` feature size of each modality (order = modality order).
@@ -48,7 +69,7 @@ class ConcatJointEncoder(nn.Module):
             m: create_encoder(encoder, in_dim=d, out_dim=hidden, **dict(encoder_kwargs or {}))
             for m, d in modality_dims.items()
         })
-        self.fusion = ConcatFusion(hidden, len(modality_dims), out_dim=out_dim, dropout=dropout)
+        self.fusion = ConcatMLP(hidden, len(modality_dims), out_dim=out_dim, dropout=dropout)
 
     def forward(self, batch: MultimodalBatch) -> Tensor:
         feats = {m: enc(batch.inputs[m], batch.frame_mask(m)) for m, enc in self.encoders.items()}

@@ -6,7 +6,7 @@ from torch import Tensor, nn
 
 from robustfusion.encoders.base import ModalityEncoder, register_encoder
 from robustfusion.encoders.context import ContextInjection
-from robustfusion.encoders.pooling import masked_mean
+from robustfusion.masking import masked_mean
 
 __all__ = ["MLPEncoder"]
 

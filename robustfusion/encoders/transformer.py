@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from robustfusion.encoders.base import ModalityEncoder, register_encoder
 from robustfusion.encoders.context import ContextInjection
-from robustfusion.encoders.pooling import masked_mean, zero_unobserved
+from robustfusion.masking import key_padding_mask, masked_mean, zero_unobserved
 
 __all__ = ["TransformerEncoder"]
 
@@ -45,11 +45,6 @@ class TransformerEncoder(ModalityEncoder):
             raise ValueError(f"TransformerEncoder: expected at most max_len={self.max_len} frames, found {t}")
         x = zero_unobserved(x, mask)
         h = self.inp(self.inject(x, context)) + self.pos[:, :t]
-        pad = None
-        if mask is not None:
-            mask = mask.bool()
-            # rows with no observed frame attend everywhere (their pooled output is zeroed below)
-            empty = ~mask.any(dim=1, keepdim=True)
-            pad = ~(mask | empty)
-        h = self.norm(self.layers(h, src_key_padding_mask=pad))
+        # rows with no observed frame attend everywhere (their pooled output is zeroed below)
+        h = self.norm(self.layers(h, src_key_padding_mask=key_padding_mask(mask)))
         return self.proj(masked_mean(h, mask))

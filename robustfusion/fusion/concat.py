@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import torch
 from torch import Tensor, nn
 
 from robustfusion.fusion.base import FusionLayer, check_fusion_inputs, register_fusion
+from robustfusion.masking import zero_fill_concat
 
 __all__ = ["ConcatFusion"]
 
 
 @register_fusion("concat")
 class ConcatFusion(FusionLayer):
-    """``MLP([present_1 * h_1; ...; present_M * h_M])``: absent modalities are zero-filled.
+    """``MLP([present_1 * h_1; ...; present_M * h_M])``: absent modalities are zero-filled
+    (:func:`robustfusion.masking.zero_fill_concat`). ``{name: [B, dim]}, [B, M] -> [B, out_dim]``.
 
     Args:
         dim: size ``H`` of each modality vector.
@@ -37,10 +38,5 @@ class ConcatFusion(FusionLayer):
 
     def forward(self, features: Mapping[str, Tensor], present: Tensor) -> Tensor:
         check_fusion_inputs(features, present)
-        p = present.bool()
         # zero-fill by selection, so whatever an absent modality holds (even NaN/inf) never leaks
-        parts = [torch.where(p[:, i : i + 1], h, torch.zeros((), dtype=h.dtype, device=h.device))
-                 for i, h in enumerate(features.values())]
-        if self.append_mask:
-            parts.append(p.to(parts[0].dtype))
-        return self.net(torch.cat(parts, dim=-1))
+        return self.net(zero_fill_concat(features, present, self.append_mask))

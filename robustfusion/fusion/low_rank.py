@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from robustfusion.fusion.base import FusionLayer, check_fusion_inputs, register_fusion
 from robustfusion.fusion.tensor import append_one
+from robustfusion.masking import zero_absent
 
 __all__ = ["LowRankFusion"]
 
@@ -65,7 +66,7 @@ class LowRankFusion(FusionLayer):
             raise ValueError(f"LowRankFusion: expected feature sizes {list(self.dims)}, found {list(found)}")
         prod: Tensor | None = None
         for i, (h, w) in enumerate(zip(features.values(), self.factors)):
-            z = append_one(torch.where(present[:, i : i + 1], h, torch.zeros_like(h)))
+            z = append_one(zero_absent(h, present[:, i]))
             f = torch.einsum("bd,rdo->rbo", z, w)  # [r, B, out]
             prod = f if prod is None else prod * f
         assert prod is not None

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from robustfusion.fusion.base import FusionLayer, check_fusion_inputs, register_fusion
+from robustfusion.masking import zero_absent
 
 __all__ = ["MeanOfPresent", "mean_of_present"]
 
@@ -16,10 +17,9 @@ def mean_of_present(features: Mapping[str, Tensor], present: Tensor) -> Tensor:
     """``sum_m present[b, m] * h_m[b] / max(1, sum_m present[b, m])``; zeros when none present."""
     check_fusion_inputs(features, present)
     h = torch.stack(list(features.values()), dim=1)  # [B, M, H]
-    w = present.bool().unsqueeze(-1)
     # a select, not a product: whatever an absent modality holds (even NaN/inf) never leaks
-    total = torch.where(w, h, torch.zeros((), dtype=h.dtype, device=h.device)).sum(dim=1)
-    return total / w.sum(dim=1).clamp_min(1).to(h.dtype)
+    total = zero_absent(h, present).sum(dim=1)
+    return total / present.bool().sum(dim=1, keepdim=True).clamp_min(1).to(h.dtype)
 
 
 @register_fusion("mean")

@@ -16,6 +16,7 @@ from einops import rearrange
 from torch import Tensor
 
 from robustfusion.fusion.base import FusionLayer, check_fusion_inputs, register_fusion
+from robustfusion.masking import zero_absent
 
 __all__ = ["TensorFusion", "append_one", "tensor_fusion"]
 
@@ -40,7 +41,7 @@ def tensor_fusion(features: Mapping[str, Tensor], present: Tensor) -> Tensor:
     check_fusion_inputs(features, present)
     z: Tensor | None = None
     for i, h in enumerate(features.values()):
-        h = append_one(torch.where(present[:, i : i + 1], h, torch.zeros_like(h)))
+        h = append_one(zero_absent(h, present[:, i]))
         z = h if z is None else rearrange(torch.einsum("bi,bj->bij", z, h), "b i j -> b (i j)")
     assert z is not None
     return z

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from robustfusion.fusion.base import FusionLayer, check_fusion_inputs, register_fusion
+from robustfusion.masking import zero_absent
 
 __all__ = ["WeightedMeanOfPresent"]
 
@@ -43,5 +44,5 @@ class WeightedMeanOfPresent(FusionLayer):
         h = torch.stack(list(features.values()), dim=1)  # [B, M, H]
         w = self.weights(present).to(h.dtype).unsqueeze(-1)
         # a select, not a product: whatever an absent modality holds (even NaN/inf) never leaks
-        h = torch.where(present.bool().unsqueeze(-1), h, torch.zeros((), dtype=h.dtype, device=h.device))
+        h = zero_absent(h, present)
         return (w * h).sum(dim=1)
