@@ -13,15 +13,15 @@ from collections.abc import Mapping
 from torch import Tensor, nn
 
 from robustfusion.batch import MultimodalBatch
+from robustfusion.encoders.crossmodal import MulTEncoder
 from robustfusion.encoders.joint import register_joint_encoder
-from robustfusion.fusion.crossmodal import MulTEncoder
 
 __all__ = ["CrossmodalJointEncoder"]
 
 
 @register_joint_encoder("crossmodal")
 class CrossmodalJointEncoder(nn.Module):
-    """``joint(batch) -> [B, out_dim]``: :class:`~robustfusion.fusion.crossmodal.MulTEncoder`
+    """``joint(batch) -> [B, out_dim]``: :class:`~robustfusion.encoders.crossmodal.MulTEncoder`
     followed by a Linear to ``out_dim``.
 
     Args:

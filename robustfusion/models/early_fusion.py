@@ -15,8 +15,7 @@ from torch import Tensor, nn
 
 from robustfusion.batch import MultimodalBatch
 from robustfusion.encoders.base import create_encoder
-from robustfusion.encoders.pooling import masked_mean
-from robustfusion.fusion.crossmodal import zero_fill_sequences
+from robustfusion.masking import masked_mean, zero_fill_sequences
 from robustfusion.models.base import MultimodalModel
 from robustfusion.models.output import ModelOutput
 from robustfusion.models.registry import register_model

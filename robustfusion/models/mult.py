@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from robustfusion.batch import MultimodalBatch
-from robustfusion.fusion.crossmodal import MulTEncoder
+from robustfusion.encoders.crossmodal import MulTEncoder
 from robustfusion.heads import PredictionHead
 from robustfusion.models.base import MultimodalModel
 from robustfusion.models.output import ModelOutput
@@ -22,7 +22,7 @@ class MulT(MultimodalModel):
     information from another modality"; for each target modality the crossmodal outputs from
     every other modality are concatenated, passed through a self-attention transformer, and the
     last elements of all streams are concatenated and sent to a residual fully connected head
-    (:class:`~robustfusion.fusion.crossmodal.MulTEncoder` +
+    (:class:`~robustfusion.encoders.crossmodal.MulTEncoder` +
     :class:`~robustfusion.heads.PredictionHead`). Works on sequences of different lengths
     (unaligned) and on ``[B, D]`` utterance vectors (``T = 1``). Any number ``M >= 1`` of
     modalities; the number of crossmodal transformers is ``M (M - 1)``.
@@ -36,7 +36,7 @@ class MulT(MultimodalModel):
     Args:
         modality_dims, task, num_outputs: see :class:`MultimodalModel`.
         d_model, num_heads, num_layers, dropout, attn_dropout, embed_dropout, pooling,
-            conv_kernel: see :class:`~robustfusion.fusion.crossmodal.MulTEncoder`
+            conv_kernel: see :class:`~robustfusion.encoders.crossmodal.MulTEncoder`
             (defaults 32, 4, 2, 0.1, 0.1, 0.1, ``"last"``, 1).
         head_dropout: dropout in the residual head (default 0.1).
         regression_loss: ``"l1"`` (default, as MulT) or ``"mse"``.

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from robustfusion.batch import MultimodalBatch
-from robustfusion.fusion.crossmodal import CrossmodalTransformer, MulTEncoder, zero_fill_sequences
+from robustfusion.encoders.crossmodal import CrossmodalTransformer, MulTEncoder
 from robustfusion.fusion.low_rank import LowRankFusion
 from robustfusion.fusion.tensor import TensorFusion, tensor_fusion
+from robustfusion.masking import zero_fill_sequences
 from robustfusion.models import create_model
 
 DIMS = {"text": 6, "audio": 5, "vision": 4}

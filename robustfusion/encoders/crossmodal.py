@@ -10,8 +10,11 @@ crossmodal transformers are concatenated and passed through a self-attention tra
 Used by the ``"mult"`` model (:mod:`robustfusion.models.mult`) and by the ``"crossmodal"``
 joint encoder (:mod:`robustfusion.encoders.joint_crossmodal`), as in GMC's affect experiments.
 
-These modules take sequences, not pooled vectors, so they do not follow the
-``fusion(features, present)`` signature and are not in the fusion registry.
+:class:`MulTEncoder` encodes several named sequences at once (``inputs, present, frame_masks
+-> [B, out_dim]``), so it is neither a per-modality encoder of the ``create_encoder`` registry
+nor a fusion layer of the ``fusion(features, present)`` signature (it was
+``robustfusion.fusion.crossmodal`` before). The zero-filling rule it applies is
+:func:`robustfusion.masking.zero_fill_sequences`.
 """
 
 from __future__ import annotations
@@ -22,14 +25,13 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from robustfusion.encoders.pooling import masked_last, masked_mean
+from robustfusion.masking import key_padding_mask, masked_last, masked_mean, zero_fill_sequences
 
 __all__ = [
     "CrossmodalLayer",
     "CrossmodalTransformer",
     "MulTEncoder",
     "sinusoidal_positions",
-    "zero_fill_sequences",
 ]
 
 
@@ -41,13 +43,6 @@ def sinusoidal_positions(length: int, dim: int, device=None, dtype=torch.float32
     pe[:, 0::2] = torch.sin(pos * div)
     pe[:, 1::2] = torch.cos(pos * div[: dim // 2])
     return pe.to(dtype)
-
-
-def _key_padding(mask: Tensor) -> Tensor:
-    """``[B, T]`` observed-frame mask -> ``key_padding_mask`` (True = ignore). A row with no
-    observed frame attends to every (zero-filled) frame instead of producing NaN."""
-    empty = ~mask.any(dim=1, keepdim=True)
-    return ~(mask | empty)
 
 
 class CrossmodalLayer(nn.Module):
@@ -90,34 +85,10 @@ class CrossmodalTransformer(nn.Module):
     def forward(self, target: Tensor, source: Tensor, source_mask: Tensor | None = None) -> Tensor:
         """``target`` ``[B, T_a, d]``, ``source`` ``[B, T_b, d]``, ``source_mask`` ``[B, T_b]``
         (True = observed) -> ``[B, T_a, d]``."""
-        kpm = None if source_mask is None else _key_padding(source_mask)
+        kpm = key_padding_mask(source_mask)
         for layer in self.layers:
             target = layer(target, source, kpm)
         return self.norm(target)
-
-
-def zero_fill_sequences(inputs: Mapping[str, Tensor], present: Tensor,
-                        frame_masks: Mapping[str, Tensor | None] | None = None) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """Apply the zero-filling rule to sequences.
-
-    Returns ``(sequences, masks)``: ``[B, T, D]`` inputs (``[B, D]`` becomes ``T = 1``) where
-    absent modalities and unobserved frames are 0, and ``[B, T]`` masks where an absent
-    modality counts as a fully observed all-zero sequence (so the model sees the same zeros
-    whatever was stored there). ``present`` is ``[B, M]`` in the order of ``inputs``.
-    """
-    frame_masks = frame_masks or {}
-    seqs, masks = {}, {}
-    for i, (m, x) in enumerate(inputs.items()):
-        if x.dim() == 2:
-            x = x.unsqueeze(1)
-        b, t, _ = x.shape
-        fm = frame_masks.get(m)
-        fm = torch.ones(b, t, dtype=torch.bool, device=x.device) if fm is None else fm.bool()
-        here = present[:, i : i + 1]
-        keep = fm & here
-        seqs[m] = torch.where(keep.unsqueeze(-1), x, torch.zeros_like(x))
-        masks[m] = torch.where(here, fm, torch.ones_like(fm))
-    return seqs, masks
 
 
 class MulTEncoder(nn.Module):
@@ -133,9 +104,9 @@ class MulTEncoder(nn.Module):
 
     Missing-modality rule (MulT itself assumes every modality is present; common practice when
     evaluating it with missing inputs): zero-fill the absent modality's input sequence
-    (:func:`zero_fill_sequences`). Unobserved frames of present modalities are zeroed and
-    excluded as attention keys and from pooling. The output never depends on values stored
-    in absent modalities or unobserved frames.
+    (:func:`robustfusion.masking.zero_fill_sequences`). Unobserved frames of present modalities
+    are zeroed and excluded as attention keys and from pooling. The output never depends on
+    values stored in absent modalities or unobserved frames.
 
     Args:
         modality_dims: ``{name: D}``.
@@ -204,6 +175,6 @@ class MulTEncoder(nn.Module):
                 z = torch.cat([self.cross[f"{s}_to_{tgt}"](h[tgt], h[s], masks[s]) for s in sources], dim=-1)
             else:
                 z = h[tgt]
-            z = self.memory_norm[tgt](self.memory[tgt](z, src_key_padding_mask=_key_padding(masks[tgt])))
+            z = self.memory_norm[tgt](self.memory[tgt](z, src_key_padding_mask=key_padding_mask(masks[tgt])))
             pooled.append(masked_last(z, masks[tgt]) if self.pooling == "last" else masked_mean(z, masks[tgt]))
         return torch.cat(pooled, dim=-1)
