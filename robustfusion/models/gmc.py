@@ -9,14 +9,13 @@ import torch
 from torch import Tensor, nn
 
 from robustfusion.batch import MultimodalBatch
-from robustfusion.encoders.base import create_encoder
 from robustfusion.encoders.joint import create_joint_encoder
-from robustfusion.fusion.base import create_fusion
 from robustfusion.fusion.mean import mean_of_present
 from robustfusion.heads import PredictionHead, SharedProjectionHead
 from robustfusion.losses.gmc_contrastive import GMCContrastiveLoss
 from robustfusion.losses.supervised import supervised_loss
 from robustfusion.models.base import MultimodalModel
+from robustfusion.models.builders import build_fusion, build_modality_encoders
 from robustfusion.models.output import ModelOutput
 from robustfusion.models.registry import register_model
 
@@ -70,13 +69,7 @@ class GMC(MultimodalModel):
                  regression_loss: str = "l1", head_dropout: float = 0.0, unimodal_weight: float = 0.0,
                  partial_fusion: str = "mean", encoders: Mapping[str, nn.Module] | None = None) -> None:
         super().__init__(modality_dims, task, num_outputs)
-        ekw = dict(encoder_kwargs or {})
-        self.encoders = nn.ModuleDict(
-            dict(encoders) if encoders is not None else
-            {m: create_encoder(encoder, in_dim=d, out_dim=hidden_dim, **ekw) for m, d in self.modality_dims.items()}
-        )
-        if set(self.encoders) != set(self.modalities):
-            raise ValueError(f"encoders: expected one per modality {list(self.modalities)}, found {list(self.encoders)}")
+        self.encoders = build_modality_encoders(self.modality_dims, encoder, hidden_dim, encoder_kwargs, encoders)
         jkw = {"encoder": encoder, **dict(joint_kwargs or {})}
         self.joint_encoder = create_joint_encoder(joint_encoder, modality_dims=self.modality_dims,
                                                   out_dim=hidden_dim, **jkw)
@@ -90,8 +83,8 @@ class GMC(MultimodalModel):
         self.unimodal_weight = float(unimodal_weight)
         self.partial_fusion = None
         if partial_fusion != "mean":
-            self.partial_fusion = create_fusion(partial_fusion, dim=latent_dim, num_modalities=len(self.modalities))
-            if getattr(self.partial_fusion, "out_dim", latent_dim) != latent_dim:
+            self.partial_fusion = build_fusion(partial_fusion, latent_dim, len(self.modalities), what="partial_fusion")
+            if self.partial_fusion.out_dim != latent_dim:
                 raise ValueError(f"partial_fusion={partial_fusion!r}: expected a fused size of latent_dim="
                                  f"{latent_dim}, found {self.partial_fusion.out_dim}")
 

@@ -17,10 +17,16 @@ from torch import Tensor, nn
 
 from robustfusion.batch import MultimodalBatch
 from robustfusion.fusion.mean import mean_of_present
+from robustfusion.models.back_connection import (
+    check_progressive_options,
+    encode_with_context,
+    initial_context,
+    initial_context_parameter,
+    unroll_progressive,
+)
+from robustfusion.models.builders import build_fusion, build_modality_encoders
 from robustfusion.models.gmc import GMC
-from robustfusion.models.late_fusion import build_fusion, build_modality_encoders
 from robustfusion.models.output import ModelOutput
-from robustfusion.models.progressive import check_progressive_options, unroll_progressive
 from robustfusion.models.registry import register_model
 
 __all__ = ["PREDICT_FROM", "GMCProgressive"]
@@ -120,14 +126,12 @@ class GMCProgressive(GMC):
         self.context_dim, self.detach_context = context_dim, bool(detach_context)
         self.loss_at, self.learned_init, self.predict_from = loss_at, bool(learned_init), predict_from
         self.context_fusion = context_fusion
-        self.c0 = nn.Parameter(torch.zeros(context_dim)) if self.learned_init else None
+        self.c0 = initial_context_parameter(context_dim, self.learned_init)
 
     # ------------------------------------------------------------------ unrolling
     def initial_context(self, any_present: Tensor) -> Tensor | None:
         """``c_0`` ``[B, K]`` (learned, zero for samples with no modality), or ``None`` (= zeros)."""
-        if self.c0 is None:
-            return None
-        return self.c0.unsqueeze(0) * any_present.to(self.c0.dtype)
+        return initial_context(self.c0, any_present)
 
     def _context(self, h: Mapping[str, Tensor], present: Tensor) -> Tensor:
         if self.context_fusion is None:
@@ -135,15 +139,12 @@ class GMCProgressive(GMC):
         return self.context_fusion({m: h[m] for m in self.modalities}, present)
 
     def unroll(self, batch: MultimodalBatch, present: Tensor) -> tuple[list[dict[str, Tensor]], list[Tensor | None]]:
-        """``(h per step, [c_0, ..., c_R])``; see :func:`robustfusion.models.progressive.unroll_progressive`.
-        ``c_R`` is computed too (it is returned in ``extras["contexts"]``)."""
+        """``(h per step, [c_0, ..., c_R])``; see
+        :func:`robustfusion.models.back_connection.unroll_progressive`. ``c_R`` is computed too
+        (it is returned in ``extras["contexts"]``)."""
         any_present = present.any(dim=1, keepdim=True)
-
-        def encode(c: Tensor | None) -> dict[str, Tensor]:
-            return {m: enc(batch.inputs[m], batch.frame_mask(m), c) for m, enc in self.encoders.items()}
-
-        return unroll_progressive(encode, lambda h: self._context(h, present), self.initial_context(any_present),
-                                  self.steps, any_present, self.detach_context)
+        return unroll_progressive(encode_with_context(self.encoders, batch), lambda h: self._context(h, present),
+                                  self.initial_context(any_present), self.steps, any_present, self.detach_context)
 
     def encode(self, batch: MultimodalBatch, contexts: Mapping[str, Tensor] | None = None) -> tuple[dict[str, Tensor], Tensor]:
         """``({name: z_m^R}, z_joint)`` after the ``R`` steps, for the batch's presence mask.

@@ -13,67 +13,14 @@ from collections.abc import Mapping
 from torch import Tensor, nn
 
 from robustfusion.batch import MultimodalBatch
-from robustfusion.encoders.base import create_encoder
-from robustfusion.fusion.base import create_fusion
 from robustfusion.heads import PredictionHead
 from robustfusion.losses.supervised import supervised_loss
-from robustfusion.models.base import MultimodalModel, check_modality_names
+from robustfusion.models.base import MultimodalModel
+from robustfusion.models.builders import build_fusion, build_modality_encoders
 from robustfusion.models.output import ModelOutput
 from robustfusion.models.registry import register_model
 
-__all__ = ["LateFusion", "build_fusion", "build_modality_encoders"]
-
-
-def build_modality_encoders(modality_dims: Mapping[str, int], encoder: str, out_dim: int,
-                            encoder_kwargs: Mapping[str, object] | None = None,
-                            encoders: Mapping[str, nn.Module] | None = None,
-                            context_dim: int = 0, context_mode: str = "add") -> nn.ModuleDict:
-    """One encoder per modality: the given ``encoders`` modules, or registry-built ones.
-
-    Registry-built encoders are ``create_encoder(encoder, in_dim=D_m, out_dim=out_dim,
-    context_dim=context_dim, context_mode=context_mode, **encoder_kwargs)`` (the context
-    arguments are only passed when ``context_dim > 0``). Given modules must cover exactly the
-    modalities and, when ``context_dim > 0``, expose ``context_dim`` equal to it.
-
-    Raises:
-        ValueError: modules for the wrong modality names, or with the wrong ``context_dim``.
-    """
-    check_modality_names(modality_dims)
-    names = list(modality_dims)
-    if encoders is not None:
-        built = dict(encoders)
-        if set(built) != set(names):
-            raise ValueError(f"encoders: expected one module per modality {names}, found {list(built)}")
-        built = {m: built[m] for m in names}
-        if context_dim:
-            wrong = {m: getattr(e, "context_dim", None) for m, e in built.items()
-                     if getattr(e, "context_dim", None) != context_dim}
-            if wrong:
-                raise ValueError(f"encoders: expected context_dim={context_dim} (the fused size fed back), "
-                                 f"found {wrong}; build them with create_encoder(..., context_dim={context_dim})")
-        return nn.ModuleDict(built)
-    kw = dict(encoder_kwargs or {})
-    if context_dim:
-        kw.update(context_dim=context_dim, context_mode=context_mode)
-    return nn.ModuleDict({m: create_encoder(encoder, in_dim=d, out_dim=out_dim, **kw)
-                          for m, d in modality_dims.items()})
-
-
-def build_fusion(fusion: str | nn.Module, dim: int, num_modalities: int,
-                 fusion_kwargs: Mapping[str, object] | None = None) -> nn.Module:
-    """A fusion module: ``fusion`` itself when it is a module, else the registered fusion
-    ``create_fusion(fusion, dim=dim, num_modalities=M, **fusion_kwargs)``. The result must have
-    ``out_dim`` (the fused size)."""
-    if isinstance(fusion, nn.Module):
-        module = fusion
-    elif isinstance(fusion, str):
-        kw = {"num_modalities": num_modalities, **dict(fusion_kwargs or {})}
-        module = create_fusion(fusion, dim=dim, **kw)
-    else:
-        raise TypeError(f"fusion: expected a registered fusion name or an nn.Module, found {type(fusion).__name__}")
-    if not isinstance(getattr(module, "out_dim", None), int):
-        raise TypeError(f"fusion: expected a module with an integer `out_dim`, found {type(module).__name__}")
-    return module
+__all__ = ["LateFusion"]
 
 
 @register_model("late_fusion")

@@ -7,12 +7,10 @@ from collections.abc import Mapping
 from torch import Tensor, nn
 
 from robustfusion.batch import MultimodalBatch
-from robustfusion.encoders.base import create_encoder
-from robustfusion.fusion.low_rank import LowRankFusion
 from robustfusion.models.base import MultimodalModel
+from robustfusion.models.builders import build_fusion, build_modality_encoders, per_modality
 from robustfusion.models.output import ModelOutput
 from robustfusion.models.registry import register_model
-from robustfusion.models.tfn import _per_modality
 
 __all__ = ["LMF"]
 
@@ -46,11 +44,10 @@ class LMF(MultimodalModel):
                  rank: int = 4, dropout: float = 0.1, encoder_kwargs: Mapping[str, object] | None = None,
                  regression_loss: str = "l1") -> None:
         super().__init__(modality_dims, task, num_outputs)
-        hidden = _per_modality(hidden_dim, self.modalities, "hidden_dim")
-        ekw = dict(encoder_kwargs or {})
-        self.encoders = nn.ModuleDict({m: create_encoder(encoder, in_dim=d, out_dim=hidden[m], **ekw)
-                                       for m, d in self.modality_dims.items()})
-        self.fusion = LowRankFusion([hidden[m] for m in self.modalities], out_dim=fusion_dim, rank=rank)
+        hidden = per_modality(hidden_dim, self.modalities, "hidden_dim")
+        self.encoders = build_modality_encoders(self.modality_dims, encoder, hidden, encoder_kwargs)
+        self.fusion = build_fusion("lmf", [hidden[m] for m in self.modalities], len(self.modalities),
+                                   {"out_dim": fusion_dim, "rank": rank})
         self.head = nn.Sequential(nn.ReLU(), nn.Dropout(dropout), nn.Linear(fusion_dim, num_outputs))
         self.regression_loss = regression_loss
 

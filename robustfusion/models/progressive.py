@@ -5,75 +5,37 @@ The paper: "Our model-agnostic technique introduces backward connections that ma
 fused representations available to early layers". Here the backward connection is the
 ``context`` port of every :class:`robustfusion.encoders.ModalityEncoder` (see
 :class:`robustfusion.encoders.ContextInjection`), so any late-fusion model whose encoders have
-that port can be unrolled with :func:`unroll_progressive`.
+that port can be unrolled with :mod:`robustfusion.models.back_connection`
+(:class:`~robustfusion.models.back_connection.BackConnection`, :func:`unroll_progressive`), which
+this model uses for its initial context, its ``R`` steps and detaching.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
 
 from robustfusion.batch import MultimodalBatch
-from robustfusion.encoders.context import CONTEXT_MODES
 from robustfusion.heads import PredictionHead
 from robustfusion.losses.supervised import supervised_loss
+from robustfusion.models.back_connection import (
+    LOSS_AT,
+    check_progressive_options,
+    encode_with_context,
+    initial_context,
+    initial_context_parameter,
+    unroll_progressive,
+)
 from robustfusion.models.base import MultimodalModel
-from robustfusion.models.late_fusion import build_fusion, build_modality_encoders
+from robustfusion.models.builders import build_fusion, build_modality_encoders
 from robustfusion.models.output import ModelOutput
 from robustfusion.models.registry import register_model
 
+# LOSS_AT, check_progressive_options and unroll_progressive live in back_connection.py (shared
+# with gmc_pf); they stay importable from here.
 __all__ = ["LOSS_AT", "ProgressiveFusion", "check_progressive_options", "unroll_progressive"]
-
-LOSS_AT = ("last", "every")
-
-
-def check_progressive_options(steps: int, context_mode: str, loss_at: str) -> None:
-    """Raise ``ValueError`` for ``steps < 1``, an unknown ``context_mode`` or ``loss_at``."""
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"steps: expected an integer R >= 1, found {steps!r}")
-    if context_mode not in CONTEXT_MODES:
-        raise ValueError(f"context_mode: expected one of {CONTEXT_MODES}, found {context_mode!r}")
-    if loss_at not in LOSS_AT:
-        raise ValueError(f"loss_at: expected one of {LOSS_AT}, found {loss_at!r}")
-
-
-def unroll_progressive(encode: Callable[[Tensor | None], Mapping[str, Tensor]],
-                       fuse: Callable[[Mapping[str, Tensor]], Tensor],
-                       c0: Tensor | None, steps: int, any_present: Tensor,
-                       detach_context: bool = False) -> tuple[list[dict[str, Tensor]], list[Tensor | None]]:
-    """Run the ``R`` steps of progressive fusion; the model-agnostic core of this module.
-
-    For ``r = 1..R``: ``feats_r = encode(c_{r-1})`` (every modality's encoder with the context
-    injected), ``c_r = fuse(feats_r)`` zeroed for samples with no modality present. With
-    ``detach_context`` the context is detached before it is fed back (gradients then flow
-    through the last step only; ``c_0`` itself is never detached).
-
-    Args:
-        encode: ``context [B, K] | None -> {name: [B, H]}``.
-        fuse: ``{name: [B, H]} -> [B, K]``; must use the present modalities only.
-        c0: initial context ``[B, K]`` or ``None`` (= zeros, the encoders' plain path).
-        steps: ``R >= 1``.
-        any_present: ``[B, 1]`` bool, the sample has at least one modality.
-        detach_context: see above.
-
-    Returns:
-        ``(feats, contexts)``: ``feats[r-1]`` are the step-``r`` modality features and
-        ``contexts = [c_0, c_1, ..., c_R]`` (``c_0`` may be ``None``); ``c_R`` is the final fused
-        representation. Cost: ``R`` calls of ``encode`` and ``fuse``.
-    """
-    feats: list[dict[str, Tensor]] = []
-    contexts: list[Tensor | None] = [c0]
-    c = c0
-    for _ in range(steps):
-        h = dict(encode(c))
-        fused = fuse(h)
-        fused = fused * any_present.to(fused.dtype)
-        feats.append(h)
-        contexts.append(fused)
-        c = fused.detach() if detach_context else fused
-    return feats, contexts
 
 
 @register_model("progressive")
@@ -152,23 +114,17 @@ class ProgressiveFusion(MultimodalModel):
         self.encoders = build_modality_encoders(self.modality_dims, encoder, hidden_dim, encoder_kwargs, encoders,
                                                 context_dim=self.context_dim, context_mode=context_mode)
         self.head = head if head is not None else PredictionHead(self.context_dim, num_outputs, head_dropout)
-        self.c0 = nn.Parameter(torch.zeros(self.context_dim)) if self.learned_init else None
+        self.c0 = initial_context_parameter(self.context_dim, self.learned_init)
 
     def initial_context(self, any_present: Tensor) -> Tensor | None:
         """``c_0`` ``[B, K]`` (learned, zero for samples with no modality), or ``None`` (= zeros)."""
-        if self.c0 is None:
-            return None
-        return self.c0.unsqueeze(0) * any_present.to(self.c0.dtype)
+        return initial_context(self.c0, any_present)
 
     def unroll(self, batch: MultimodalBatch, present: Tensor) -> tuple[list[dict[str, Tensor]], list[Tensor | None]]:
         """The ``R`` steps on ``batch``; see :func:`unroll_progressive` for the returned lists."""
         any_present = present.any(dim=1, keepdim=True)
-
-        def encode(c: Tensor | None) -> dict[str, Tensor]:
-            return {m: enc(batch.inputs[m], batch.frame_mask(m), c) for m, enc in self.encoders.items()}
-
-        return unroll_progressive(encode, lambda h: self.fusion(h, present), self.initial_context(any_present),
-                                  self.steps, any_present, self.detach_context)
+        return unroll_progressive(encode_with_context(self.encoders, batch), lambda h: self.fusion(h, present),
+                                  self.initial_context(any_present), self.steps, any_present, self.detach_context)
 
     def forward(self, batch: MultimodalBatch) -> ModelOutput:
         present = self.check_batch(batch)

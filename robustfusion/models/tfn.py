@@ -7,22 +7,12 @@ from collections.abc import Mapping
 from torch import Tensor, nn
 
 from robustfusion.batch import MultimodalBatch
-from robustfusion.encoders.base import create_encoder
-from robustfusion.fusion.tensor import TensorFusion
 from robustfusion.models.base import MultimodalModel
+from robustfusion.models.builders import build_fusion, build_modality_encoders, per_modality
 from robustfusion.models.output import ModelOutput
 from robustfusion.models.registry import register_model
 
 __all__ = ["TFN"]
-
-
-def _per_modality(value: int | Mapping[str, int], modalities: tuple[str, ...], what: str) -> dict[str, int]:
-    if isinstance(value, Mapping):
-        missing = [m for m in modalities if m not in value]
-        if missing:
-            raise ValueError(f"{what}: expected a size for every modality {list(modalities)}, missing {missing}")
-        return {m: int(value[m]) for m in modalities}
-    return {m: int(value) for m in modalities}
 
 
 @register_model("tfn")
@@ -56,11 +46,9 @@ class TFN(MultimodalModel):
                  dropout: float = 0.1, encoder_kwargs: Mapping[str, object] | None = None,
                  regression_loss: str = "l1") -> None:
         super().__init__(modality_dims, task, num_outputs)
-        hidden = _per_modality(hidden_dim, self.modalities, "hidden_dim")
-        ekw = dict(encoder_kwargs or {})
-        self.encoders = nn.ModuleDict({m: create_encoder(encoder, in_dim=d, out_dim=hidden[m], **ekw)
-                                       for m, d in self.modality_dims.items()})
-        self.fusion = TensorFusion([hidden[m] for m in self.modalities])
+        hidden = per_modality(hidden_dim, self.modalities, "hidden_dim")
+        self.encoders = build_modality_encoders(self.modality_dims, encoder, hidden, encoder_kwargs)
+        self.fusion = build_fusion("tfn", [hidden[m] for m in self.modalities], len(self.modalities))
         self.post_fusion = nn.Sequential(
             nn.Dropout(dropout), nn.Linear(self.fusion.out_dim, post_fusion_dim), nn.ReLU(),
             nn.Linear(post_fusion_dim, post_fusion_dim), nn.ReLU(), nn.Linear(post_fusion_dim, num_outputs))

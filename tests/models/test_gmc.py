@@ -209,7 +209,7 @@ def test_constructor_errors():
         GMC(SEQ3, task="classification", num_outputs=1)
     with pytest.raises(ValueError, match=r"temperature.*found 0"):
         GMC(SEQ3, temperature=0)
-    with pytest.raises(ValueError, match=r"encoders: expected one per modality"):
+    with pytest.raises(ValueError, match=r"encoders: expected one module per modality"):
         GMC(SEQ3, encoders={"text": torch.nn.Identity()})
 
 
