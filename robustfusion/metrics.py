@@ -48,6 +48,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from robustfusion.tasks import TASKS
+
 # torchmetrics is imported inside the functions: importing it pulls scipy, sympy and matplotlib
 # (~3 s), which `import robustfusion.metrics` (CLI start-up, reporting) should not pay.
 
@@ -91,8 +93,6 @@ REPORT_METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("Acc", "F1_weighted"),
     "multilabel": ("Avg_acc", "Avg_F1"),
 }
-
-TASKS = ("regression", "classification", "multilabel")
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from robustfusion.batch import MultimodalBatch
-from robustfusion.losses.supervised import TASKS
+from robustfusion.tasks import TASKS
 
 __all__ = ["MultimodalDataset"]
 

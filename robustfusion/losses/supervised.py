@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["TASKS", "check_targets", "supervised_loss"]
+from robustfusion.tasks import TASKS
 
-TASKS = ("regression", "classification", "multilabel")
+__all__ = ["TASKS", "check_targets", "supervised_loss"]
 
 
 def check_targets(prediction: Tensor, target: Tensor, task: str) -> Tensor:

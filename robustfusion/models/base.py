@@ -9,9 +9,10 @@ import torch
 from torch import Tensor, nn
 
 from robustfusion.batch import MultimodalBatch
-from robustfusion.losses.supervised import TASKS, supervised_loss
+from robustfusion.losses.supervised import supervised_loss
 from robustfusion.models.output import ModelOutput
 from robustfusion.presence_readout import PresenceReadout
+from robustfusion.tasks import TASKS
 
 __all__ = ["MultimodalModel", "check_modality_names", "target_fallback"]
 
