@@ -52,6 +52,7 @@ __all__ = [
     "EMOTION_NAMES",
     "NONLINEARITIES",
     "ModalitySpec",
+    "OracleOutput",
     "OraclePrediction",
     "SyntheticAffect",
     "SyntheticOracle",
@@ -360,8 +361,16 @@ def oracle_predict(batch: MultimodalBatch, generator: SyntheticAffect, **kwargs)
     return generator.oracle_predict(batch, **kwargs)
 
 
+@dataclass
+class OracleOutput:
+    """What ``SyntheticOracle(batch)`` returns: ``prediction`` ``[B, K]``, the field a model's
+    :class:`~robustfusion.models.ModelOutput` has (the data layer does not import the models)."""
+
+    prediction: Tensor
+
+
 class SyntheticOracle(nn.Module):
-    """The oracle as a model: ``predict(batch) -> [B, K]``, ``forward(batch) -> ModelOutput``.
+    """The oracle as a model: ``predict(batch) -> [B, K]``, ``forward(batch) -> OracleOutput``.
 
     ``target="sentiment"``: ``[B, 1]`` posterior mean of ``y`` (task ``"regression"``).
     ``target="emotion"``: ``[B, 6]`` log-probabilities (task ``"classification"``; models emit
@@ -406,10 +415,8 @@ class SyntheticOracle(nn.Module):
             return out.emotion_probs
         return out.emotion_probs.clamp_min(1e-6).log()
 
-    def forward(self, batch: MultimodalBatch):
-        from robustfusion.models.output import ModelOutput
-
-        return ModelOutput(prediction=self.predict(batch))
+    def forward(self, batch: MultimodalBatch) -> OracleOutput:
+        return OracleOutput(prediction=self.predict(batch))
 
 
 def load_synthetic(path=None, split_seed: int = 0, seed: int = 0, n_train: int = 1500, n_valid: int = 500,
