@@ -141,7 +141,7 @@ class BackConnection(nn.Module):
                 present = torch.stack([batch.present_mask(m) for m in self.encoders], dim=1)
                 feats, contexts = self.back(encode_with_context(self.encoders, batch),
                                             lambda h: self.fusion(h, present), present)
-                return self.head(contexts[-1])                       # [B, 1] from c_R
+                return self.head(contexts[-1])  # [B, 1] from c_R; feats[-1]: last step's {name: [B, k]}
     """
 
     def __init__(self, context_dim: int, steps: int = 2, learned_init: bool = False,

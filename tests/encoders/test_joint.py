@@ -75,3 +75,21 @@ def test_joint_reads_modalities_by_name_not_position():
 def test_unknown_joint_encoder_lists_registered_names():
     with pytest.raises(KeyError, match=r"unknown joint encoder 'attention'.*'concat'"):
         create_joint_encoder("attention", modality_dims=DIMS, out_dim=OUT)
+
+
+def test_concat_joint_mlp_is_the_concat_fusion_layer():
+    """The joint encoder inlines the zero-fill MLP (encoders do not import fusion): same
+    parameter names and the same output as ConcatFusion(append_mask=True) with the same weights."""
+    from robustfusion.encoders.joint import ConcatMLP
+    from robustfusion.fusion import ConcatFusion
+
+    torch.manual_seed(0)
+    mlp = ConcatMLP(4, 3, out_dim=5).eval()
+    torch.manual_seed(0)
+    fusion = ConcatFusion(4, 3, out_dim=5).eval()
+    assert list(mlp.state_dict()) == list(fusion.state_dict())
+    for k, v in mlp.state_dict().items():
+        assert torch.equal(v, fusion.state_dict()[k])
+    feats = {m: torch.randn(4, 4) for m in DIMS}
+    present = torch.tensor([[1, 1, 1], [1, 0, 0], [0, 1, 1], [0, 0, 0]], dtype=torch.bool)
+    torch.testing.assert_close(mlp(feats, present), fusion(feats, present))
