@@ -6,7 +6,7 @@ these, so the runner, the evaluator and user code share one way to iterate.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -170,6 +170,24 @@ class MultimodalDataset(torch.utils.data.Dataset):
             None if self.present is None else self.present[idx],
             [self.ids[i] for i in idx.tolist()], name or self.name, self.meta,
         )
+
+    def select_modalities(self, modalities: Iterable[str]) -> MultimodalDataset:
+        """The same samples with only ``modalities`` (in this dataset's order).
+
+        Raises:
+            ValueError: a name that is not a modality of this dataset, or an empty selection.
+        """
+        wanted = set(modalities)
+        unknown = sorted(wanted - set(self.modalities))
+        if unknown or not wanted:
+            raise ValueError(f"select_modalities: expected a non-empty subset of {list(self.modalities)}, "
+                             f"found {sorted(wanted)}")
+        mods = [m for m in self.modalities if m in wanted]
+        cols = [self.modalities.index(m) for m in mods]
+        return MultimodalDataset({m: self.features[m] for m in mods}, self.targets, self.task, self.num_outputs,
+                                 {m: v for m, v in self.frame_masks.items() if m in wanted},
+                                 None if self.present is None else self.present[:, cols], self.ids, self.name,
+                                 self.meta)
 
     # torch DataLoader compatibility: items are indices, `collate` builds the batch
     def __getitem__(self, i: int) -> int:

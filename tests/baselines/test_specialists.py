@@ -1,4 +1,5 @@
-"""Per-subset specialists: ridge against scikit-learn, early-stopped small models, result rows."""
+"""Per-subset specialists: ridge against scikit-learn, the router scored by the evaluator,
+early-stopped small models (trained by the runner)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,17 @@ import math
 import pytest
 import torch
 
+from robustfusion.baselines import (
+    SubsetRouter,
+    fit_ridge_specialist,
+    fit_ridge_specialists,
+    pooled_features,
+)
 from robustfusion.batch import MultimodalBatch
 from robustfusion.data.dataset import MultimodalDataset
 from robustfusion.dropping import all_subsets, subset_name
-from robustfusion.robustness import ROW_FIELDS, evaluate
-from robustfusion.specialists import (
-    fit_ridge_specialist,
-    fit_specialists,
-    pooled_features,
-    specialist_rows,
-    train_subset_model,
-)
+from robustfusion.robustness import evaluate
+from robustfusion.runner.baselines import train_model_specialists, train_subset_model
 
 W_TEXT = torch.tensor([1.0, -2.0, 0.5])
 
@@ -100,26 +101,45 @@ def test_ridge_absent_modalities_are_mean_imputed_and_none_present_is_fallback()
 @pytest.mark.parametrize("task", ["classification", "multilabel"])
 def test_ridge_other_tasks(task):
     tr, va, te = toy(300, 0, task), toy(80, 1, task), toy(80, 2, task)
-    spec = fit_ridge_specialist(tr, va, "text+audio")
-    rows = specialist_rows({"text+audio": spec}, te, model_name="specialists_ridge")
-    values = {r["metric"]: r["value"] for r in rows}
+    router = fit_ridge_specialists(tr, va)
+    rows = evaluate(router, te, protocols=["subsets"], model_name="specialists_ridge")
+    values = {r["metric"]: r["value"] for r in rows if r["subset"] == "text+audio"}
     key = "Acc" if task == "classification" else "Avg_acc"
     assert values[key] > 0.75
 
 
-def test_rows_match_the_robustness_evaluator():
+def test_router_sends_each_sample_to_the_specialist_of_its_pattern():
+    tr, va, te = toy(120, 0, noise=0.5), toy(40, 1, noise=0.5), toy(6, 2, noise=0.5)
+    router = fit_ridge_specialists(tr, va)
+    assert [tuple(s) for s in router.specialists] == all_subsets(tr.modalities)
+    present = torch.tensor([[1, 0, 0], [0, 1, 1], [1, 1, 1], [0, 0, 0], [1, 1, 0], [0, 0, 1]], dtype=torch.bool)
+    batch = te.full_batch().with_present(present)
+    pred = router.predict(batch)
+    for i, row in enumerate(present.tolist()):
+        mods = [m for m, p in zip(tr.modalities, row) if p]
+        expected = router[mods].predict(batch)[i] if mods else tr.targets.mean().reshape(1)
+        torch.testing.assert_close(pred[i], expected.float())
+    # a missing pattern is a clear error, not a silent fallback
+    partial = SubsetRouter({"text": router["text"]}, tr.modalities, torch.zeros(1))
+    with pytest.raises(ValueError, match=r"no specialist for the presence patterns \['audio\+vision'"):
+        partial.predict(batch)
+    with pytest.raises(ValueError, match=r"expected a non-empty subset of \['text', 'audio', 'vision'\]"):
+        SubsetRouter({"text+depth": router["text"]}, tr.modalities, torch.zeros(1))
+
+
+def test_router_under_every_protocol_matches_each_specialist_on_its_subset():
     tr, va, te = toy(120, 0, noise=0.5), toy(40, 1, noise=0.5), toy(50, 2, noise=0.5)
-    specs = fit_specialists(tr, va)
-    assert list(specs) == [subset_name(s) for s in all_subsets(tr.modalities)]
-    rows = specialist_rows(specs, te, model_name="specialists_ridge", seed=3, split="test", batch_size=16)
-    assert all(set(r) == set(ROW_FIELDS) and r["protocol"] == "subsets" and r["level"] is None for r in rows)
-    assert {r["subset"] for r in rows} == set(specs) and {r["seed"] for r in rows} == {3}
-    # the full-subset specialist scored by the evaluator gives the same number
-    ref = evaluate(specs["text+audio+vision"], te, protocols=["subsets"], model_name="specialists_ridge", seed=3)
-    ours = {r["metric"]: r["value"] for r in rows if r["subset"] == "text+audio+vision"}
-    theirs = {r["metric"]: r["value"] for r in ref if r["subset"] == "text+audio+vision"}
-    for metric, value in ours.items():
-        assert math.isclose(value, theirs[metric], rel_tol=1e-6, abs_tol=1e-9) or (math.isnan(value) and math.isnan(theirs[metric]))
+    router = fit_ridge_specialists(tr, va)
+    rows = evaluate(router, te, levels=[0.0, 0.5, 1.0], model_name="specialists_ridge", seed=3, batch_size=16)
+    assert {r["protocol"] for r in rows} >= {"subsets", "sample_rate", "frame_rate"}
+    for subset in all_subsets(tr.modalities):
+        name = subset_name(subset)
+        ref = evaluate(router[subset], te, protocols=["subsets"], model_name="x", seed=3)
+        theirs = {r["metric"]: r["value"] for r in ref if r["subset"] == name}
+        ours = {r["metric"]: r["value"] for r in rows if r["protocol"] == "subsets" and r["subset"] == name}
+        for metric, value in ours.items():
+            assert math.isclose(value, theirs[metric], rel_tol=1e-6, abs_tol=1e-9) or (
+                math.isnan(value) and math.isnan(theirs[metric]))
 
 
 def test_model_specialist_early_stopping_and_own_modalities_only():
@@ -146,3 +166,14 @@ def test_errors():
         fit_ridge_specialist(tr, va, "text", alphas=[])
     with pytest.raises(ValueError, match="epochs"):
         train_subset_model("late_fusion", tr, va, "text", epochs=0)
+    with pytest.raises(ValueError, match=r"select_modalities: expected a non-empty subset"):
+        tr.select_modalities(["depth"])
+
+
+def test_model_specialists_behind_a_router():
+    tr, va = toy(48, 0, noise=0.2), toy(24, 1, noise=0.2)
+    router = train_model_specialists("late_fusion", tr, va, ["audio", "text+audio"], epochs=2, batch_size=16,
+                                     hidden_dim=8)
+    batch = va.full_batch().with_present(torch.tensor([[0, 1, 0], [1, 1, 0]], dtype=torch.bool).repeat(12, 1))
+    torch.testing.assert_close(router.predict(batch)[0], router["audio"].predict(batch)[0])
+    torch.testing.assert_close(router.predict(batch)[1], router["text+audio"].predict(batch)[1])

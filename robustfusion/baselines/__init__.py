@@ -1,0 +1,25 @@
+"""Reference predictors scored by the same evaluator as the models: per-subset specialists
+(ridge regression, or any registered model trained on one subset) behind a router that sends each
+sample to the specialist of its presence pattern."""
+
+from robustfusion.baselines.ridge import (
+    DEFAULT_ALPHAS,
+    FEATURE_MODES,
+    RidgeSpecialist,
+    fit_ridge_specialist,
+    pooled_features,
+)
+from robustfusion.baselines.router import Predictor, SubsetRouter, fit_ridge_specialists
+from robustfusion.baselines.subset_model import ModelSpecialist
+
+__all__ = [
+    "DEFAULT_ALPHAS",
+    "FEATURE_MODES",
+    "ModelSpecialist",
+    "Predictor",
+    "RidgeSpecialist",
+    "SubsetRouter",
+    "fit_ridge_specialist",
+    "fit_ridge_specialists",
+    "pooled_features",
+]
