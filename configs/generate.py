@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from robustfusion.runner.reproduce import DATASET_DEFAULTS, METHODS, preset_yaml
+from robustfusion.runner.presets import DATASET_DEFAULTS, METHODS, preset_yaml
 
 HERE = Path(__file__).resolve().parent
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import argparse
 
-from robustfusion.runner.reproduce import Grid, reproduce
+from robustfusion.runner import Grid, reproduce
+from robustfusion.runner.presets import dataset_base, deep_merge
 
 
 def main() -> None:
@@ -22,14 +23,12 @@ def main() -> None:
     ap.add_argument("--dataset", default="mosi_mmsa", choices=["mosi_mmsa", "mosei_mmsa", "sims_mmsa"])
     ap.add_argument("--data", required=True, help="path of the MMSA pickle")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=dataset_base("mosi_mmsa")["train"]["epochs"])
     ap.add_argument("--out", default="results/emt_frame_sweep")
     args = ap.parse_args()
     grid = Grid(
-        base={"data": {"name": args.dataset, "path": args.data},
-              "model": {"params": {"encoder": "transformer", "hidden_dim": 64}},
-              "train": {"epochs": args.epochs, "batch_size": 32, "lr": 5e-4, "selection": "best"},
-              "eval": {"protocols": ["frame_rate"]}},
+        base=deep_merge(dataset_base(args.dataset), {"data": {"path": args.data}, "train": {"epochs": args.epochs},
+                                                     "eval": {"protocols": ["frame_rate"]}}),
         methods=["gmc", "gmc_pf", "late_fusion", "late_fusion_dropout", "mult"], seeds=args.seeds,
         description=f"frame-rate sweep on {args.dataset}")
     print(reproduce(grid, out=args.out)["markdown"])

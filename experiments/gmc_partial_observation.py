@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import argparse
 
-from robustfusion.runner.reproduce import Grid, reproduce
+from robustfusion.runner import Grid, reproduce
+from robustfusion.runner.presets import dataset_base, deep_merge
 
 
 def main() -> None:
@@ -23,14 +24,12 @@ def main() -> None:
     ap.add_argument("--dataset", default="mosei_mult", choices=["mosei_mult", "mosi_mult"])
     ap.add_argument("--data", required=True, help="path of the MulT pickle")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--epochs", type=int, default=dataset_base("mosei_mult")["train"]["epochs"])
     ap.add_argument("--out", default="results/gmc_partial_observation")
     args = ap.parse_args()
     grid = Grid(
-        base={"data": {"name": args.dataset, "path": args.data},
-              "model": {"params": {"encoder": "gru", "hidden_dim": 64, "latent_dim": 60}},
-              "train": {"epochs": args.epochs, "batch_size": 40, "lr": 1e-3, "selection": "last"},
-              "eval": {"protocols": ["subsets"]}},
+        base=deep_merge(dataset_base(args.dataset), {"data": {"path": args.data}, "model": {"params": {"latent_dim": 60}},
+                                                     "train": {"epochs": args.epochs}, "eval": {"protocols": ["subsets"]}}),
         methods=["gmc", "gmc_pf", "late_fusion", "late_fusion_dropout"], seeds=args.seeds,
         description=f"GMC partial observations on {args.dataset}")
     print(reproduce(grid, out=args.out)["markdown"])

@@ -34,8 +34,8 @@ import argparse
 from pathlib import Path
 
 from robustfusion.reporting import write_report
-from robustfusion.robustness import read_rows_csv, write_rows_csv
-from robustfusion.runner.reproduce import reproduce
+from robustfusion.results import read_rows_csv, write_rows_csv
+from robustfusion.runner import reproduce
 
 
 def parts(data: Path, crossfit: int | None, split_seeds: list[int] | None) -> list[tuple[str, list[str]]]:

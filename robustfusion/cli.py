@@ -62,7 +62,7 @@ def _cmd_train(args) -> int:
     from robustfusion.runner.config import load_config
 
     if args.resume:
-        run_dir = resume_run(args.resume)
+        run = resume_run(args.resume)
     else:
         if args.config is None:
             raise ValueError("train: expected a config file (e.g. configs/synthetic/gmc.yaml) or --resume RUN_DIR")
@@ -70,14 +70,11 @@ def _cmd_train(args) -> int:
             args.overrides.insert(0, args.config)
             args.config = None
         cfg = load_config(args.config, args.overrides)
-        run_dir = train_run(cfg, args.out)
-    import json
-
-    final = json.loads((run_dir / "final.json").read_text())
+        run = train_run(cfg, args.out)
     for split in ("valid", "test"):
-        if split in final:
-            print(f"{split}: " + ", ".join(f"{k}={v:.4f}" for k, v in final[split].items()))
-    print(run_dir)
+        if split in run.final:
+            print(f"{split}: " + ", ".join(f"{k}={v:.4f}" for k, v in run.final[split].items()))
+    print(run.dir)
     return 0
 
 
@@ -114,7 +111,7 @@ def _cmd_list(_args) -> int:
     from robustfusion.encoders import JOINT_ENCODERS, list_encoders
     from robustfusion.fusion import list_fusions
     from robustfusion.models import list_models
-    from robustfusion.runner.reproduce import GRIDS
+    from robustfusion.runner.presets import GRIDS
 
     for title, names in [("models", list_models()), ("encoders", list_encoders()),
                          ("joint encoders", JOINT_ENCODERS.names()), ("fusion layers", list_fusions()),

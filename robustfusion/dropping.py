@@ -14,7 +14,6 @@ models evaluated with the same seed see the identical drop pattern:
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterable, Mapping
 from itertools import combinations
 
@@ -22,6 +21,7 @@ import torch
 from torch import Tensor
 
 from robustfusion.batch import MultimodalBatch
+from robustfusion.seeding import derived_seed
 
 __all__ = [
     "PROTOCOLS",
@@ -50,16 +50,16 @@ def subset_name(subset: Iterable[str]) -> str:
 
 
 def protocol_seed(seed: int, protocol: str, level: float | str, modality: str = "") -> int:
-    """A stable 63-bit seed from ``(seed, protocol, level[, modality])`` (no Python ``hash``)."""
+    """:func:`robustfusion.seeding.derived_seed` of ``(seed, protocol, level[, modality])``, the
+    level written with 6 decimals (so ``0.1 * 3`` and ``0.3`` give the same seed)."""
     lvl = f"{level:.6f}" if isinstance(level, (int, float)) else str(level)
-    key = f"{int(seed)}|{protocol}|{lvl}|{modality}".encode()
-    return (zlib.crc32(key) << 31) ^ zlib.adler32(key) ^ int(seed)
+    return derived_seed(seed, protocol, lvl, modality)
 
 
 def protocol_generator(seed: int, protocol: str, level: float | str, modality: str = "") -> torch.Generator:
     """A CPU ``torch.Generator`` seeded by :func:`protocol_seed`."""
     g = torch.Generator()
-    g.manual_seed(protocol_seed(seed, protocol, level, modality) % (2**63 - 1))
+    g.manual_seed(protocol_seed(seed, protocol, level, modality))
     return g
 
 

@@ -1,4 +1,5 @@
-"""One ``seed_everything`` and the per-epoch seeds that make resumed runs bit-identical."""
+"""Seeds: one ``seed_everything``, and :func:`derived_seed`, the one rule that turns a run seed and
+labels into a stable seed (per-epoch training randomness, test-time drop patterns)."""
 
 from __future__ import annotations
 

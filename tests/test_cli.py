@@ -48,7 +48,7 @@ def test_train_evaluate_report_end_to_end(tmp_path, capsys):
     assert "oracle" in text and "subsets" in text and "frame_rate" in text and "text+audio" in text
     # the model rebuilt from the run directory is the trained one: its full-modality score in the
     # robustness table equals the one measured right after training (modality order survives)
-    from robustfusion.robustness import read_rows_csv
+    from robustfusion.results import read_rows_csv
 
     final = json.loads((run_dir / "final.json").read_text())
     full = [r for r in read_rows_csv(csv) if r["model"] == "gmc" and r["protocol"] == "subsets"

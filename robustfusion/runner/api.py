@@ -1,19 +1,30 @@
-"""What the ``robustfusion`` command runs, as functions: train, resume, evaluate, report."""
+"""What the ``robustfusion`` command runs, as functions: train, resume, evaluate, report.
+
+Objects are passed down, not reloaded: :func:`prepare_data` loads a dataset and fits its
+standardisation once (a grid passes the result to every run), :func:`train_run` returns a
+:class:`Run` holding the trained model, its final metrics and the data it saw, and only code that
+starts from a directory (``evaluate``, ``--resume``, a reused finished run) reads it from disk
+(:func:`load_run`).
+"""
 
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from robustfusion.data import MultimodalDataset, load_dataset
 from robustfusion.data.standardize import Standardizer
 from robustfusion.io import atomic_write_json
 from robustfusion.models.registry import MODELS, create_model
+from robustfusion.reporting import write_report
+from robustfusion.results import ORACLE, read_rows_csv, write_rows_csv
+from robustfusion.robustness import evaluate
 from robustfusion.runner.calibrate import (
     calibrate_partial_fusion,
     calibrate_presence_readout,
@@ -25,68 +36,72 @@ from robustfusion.runner.fit import evaluate_dataset, fit, resolve_device, set_f
 from robustfusion.runner.rundir import (
     build_model_from_run,
     finish_run,
+    read_final,
     read_run_config,
     run_name,
     write_run_files,
 )
-from robustfusion.runner.seeding import seed_everything
+from robustfusion.seeding import seed_everything
 
 __all__ = [
+    "PreparedData",
+    "Run",
     "build_model",
     "evaluate_model",
     "evaluate_run",
     "load_data",
+    "load_run",
     "oracle_rows",
     "prepare_data",
     "report_dirs",
     "resume_run",
-    "run_standardizer",
     "train_run",
 ]
 
 
-_DATA_CACHE: dict[str, dict[str, Any]] = {}
+@dataclass
+class PreparedData:
+    """A dataset as loaded (``raw``: the oracle's posterior is written for these features) and as
+    models see it (``splits``: standardised with ``standardizer`` when ``data.standardize``)."""
+
+    raw: dict[str, MultimodalDataset]
+    splits: dict[str, MultimodalDataset]
+    standardizer: Standardizer | None
 
 
-def load_data(cfg: DictConfig, cache: bool = False) -> dict[str, Any]:
-    """``{split: MultimodalDataset}`` for ``cfg.data`` (see ``robustfusion.data.load_dataset``).
+@dataclass
+class Run:
+    """A trained (or reloaded) run: its directory, resolved config, model (eval mode, CPU),
+    ``final.json`` contents and the data it was trained on."""
 
-    With ``cache=True`` the splits are kept in memory for the next call with the same data
-    settings (``reproduce`` trains many runs on one dataset).
-    """
-    from robustfusion.data import load_dataset
+    dir: Path
+    cfg: DictConfig
+    model: torch.nn.Module
+    final: dict[str, Any]
+    data: PreparedData
 
+
+def load_data(cfg: DictConfig) -> dict[str, MultimodalDataset]:
+    """``{split: MultimodalDataset}`` for ``cfg.data`` (see :func:`robustfusion.data.load_dataset`)."""
     options = OmegaConf.to_container(cfg.data.options, resolve=True) or {}
-    key = json.dumps([cfg.data.name, cfg.data.path, cfg.data.split_seed, options], sort_keys=True, default=str)
-    if cache and key in _DATA_CACHE:
-        return _DATA_CACHE[key]
-    data = load_dataset(cfg.data.name, cfg.data.path, split_seed=cfg.data.split_seed, **options)
-    if cache:
-        _DATA_CACHE[key] = data
-    return data
+    return load_dataset(cfg.data.name, cfg.data.path, split_seed=cfg.data.split_seed, **options)
 
 
-def prepare_data(cfg: DictConfig, standardizer: Standardizer | None = None,
-                 cache: bool = False) -> tuple[dict[str, Any], Standardizer | None]:
-    """The splits as models see them: loaded, then standardised with ``standardizer`` (default:
-    fitted on the training split) when ``cfg.data.standardize`` is on."""
-    data = load_data(cfg, cache=cache)
+def prepare_data(cfg: DictConfig, raw: dict[str, MultimodalDataset] | None = None,
+                 standardizer: Standardizer | None = None) -> PreparedData:
+    """Load ``cfg.data`` (unless ``raw`` is given) and standardise it with ``standardizer``
+    (default: fitted on the training split) when ``cfg.data.standardize`` is on."""
+    raw = load_data(cfg) if raw is None else raw
     if not cfg.data.standardize:
-        return data, None
+        return PreparedData(raw, raw, None)
     if standardizer is None:
-        if "train" not in data:
+        if "train" not in raw:
             raise ValueError(f"dataset {cfg.data.name!r} has no 'train' split to fit the standardisation on")
-        standardizer = Standardizer.fit(data["train"])
-    return {k: standardizer.transform(v) for k, v in data.items()}, standardizer
+        standardizer = Standardizer.fit(raw["train"])
+    return PreparedData(raw, {k: standardizer.transform(v) for k, v in raw.items()}, standardizer)
 
 
-def run_standardizer(run_dir: str | Path) -> Standardizer | None:
-    """The standardisation a run was trained with (``None`` if it used raw features)."""
-    path = Path(run_dir) / "standardizer.json"
-    return Standardizer.load(path) if path.is_file() else None
-
-
-def build_model(cfg: DictConfig, train) -> torch.nn.Module:
+def build_model(cfg: DictConfig, train: MultimodalDataset) -> torch.nn.Module:
     """``create_model(cfg.model.name, modality_dims/task/num_outputs from the data, **cfg.model.params)``."""
     params = OmegaConf.to_container(cfg.model.params, resolve=True) or {}
     builder = MODELS.get(cfg.model.name)
@@ -107,16 +122,29 @@ def _make_run_dir(cfg: DictConfig, out: str | Path) -> Path:
     return run_dir
 
 
+def _standardizer_of(run_dir: Path) -> Standardizer | None:
+    path = run_dir / "standardizer.json"
+    return Standardizer.load(path) if path.is_file() else None
+
+
 def train_run(cfg: DictConfig, out: str | Path = "runs", run_dir: str | Path | None = None, resume: bool = False,
-              on_epoch_end=None, cache_data: bool = False) -> Path:
-    """Train one run into a new directory under ``out`` (or ``run_dir``); returns the directory."""
+              on_epoch_end=None, data: PreparedData | None = None) -> Run:
+    """Train one run into a new directory under ``out`` (or ``run_dir``).
+
+    ``data``: the prepared dataset of ``cfg.data`` when the caller has it already (a grid);
+    a resumed run always uses the standardisation saved in its directory.
+    """
     seed_everything(cfg.seed)
     run_dir = Path(run_dir) if run_dir is not None else _make_run_dir(cfg, out)
-    data, standardizer = prepare_data(cfg, run_standardizer(run_dir) if resume else None, cache=cache_data)
+    if resume:
+        data = prepare_data(cfg, data.raw if data is not None else None, _standardizer_of(run_dir))
+    elif data is None:
+        data = prepare_data(cfg)
+    splits = data.splits
     for split in ("train", "valid"):
-        if split not in data:
-            raise ValueError(f"dataset {cfg.data.name!r} has no {split!r} split; found {sorted(data)}")
-    train = data["train"]
+        if split not in splits:
+            raise ValueError(f"dataset {cfg.data.name!r} has no {split!r} split; found {sorted(splits)}")
+    train = splits["train"]
     model = build_model(cfg, train)
     set_fallback_from_targets(model, train)
     if cfg.train.calibrate_fusion:
@@ -126,41 +154,55 @@ def train_run(cfg: DictConfig, out: str | Path = "runs", run_dir: str | Path | N
     device = resolve_device(cfg.train.device)
     if not resume:
         write_run_files(run_dir, cfg, model, device)
-        if standardizer is not None:
-            standardizer.save(run_dir / "standardizer.json")
-    result = fit(model, train, data["valid"], cfg.train, cfg.seed, run_dir=run_dir, resume=resume,
+        if data.standardizer is not None:
+            data.standardizer.save(run_dir / "standardizer.json")
+    result = fit(model, train, splits["valid"], cfg.train, cfg.seed, run_dir=run_dir, resume=resume,
                  on_epoch_end=on_epoch_end)
     final: dict[str, Any] = {"selected_epoch": result.selected_epoch, "epochs_run": result.epochs_run,
                              "selection": cfg.train.selection, "best_value": result.best_value}
     if cfg.train.calibrate_fusion:
-        final["calibration"] = calibrate_partial_fusion(model, data["valid"], batch_size=cfg.eval.batch_size,
+        final["calibration"] = calibrate_partial_fusion(model, splits["valid"], batch_size=cfg.eval.batch_size,
                                                         device=device)
     if cfg.train.calibrate_subsets:
-        final["readout"] = calibrate_presence_readout(model, data["valid"], batch_size=cfg.eval.batch_size,
+        final["readout"] = calibrate_presence_readout(model, splits["valid"], batch_size=cfg.eval.batch_size,
                                                       device=device)
     for split in ("valid", "test"):
-        if split in data:
-            final[split] = evaluate_dataset(model, data[split], cfg.eval.batch_size, device)
-    finish_run(run_dir, model.cpu(), final)
-    return run_dir
+        if split in splits:
+            final[split] = evaluate_dataset(model, splits[split], cfg.eval.batch_size, device)
+    model = model.cpu().eval()
+    finish_run(run_dir, model, final)
+    return Run(run_dir, cfg, model, final, data)
 
 
-def resume_run(run_dir: str | Path, on_epoch_end=None) -> Path:
+def resume_run(run_dir: str | Path, on_epoch_end=None) -> Run:
     """Continue a killed run from its last complete epoch."""
     cfg = read_run_config(run_dir)
     return train_run(cfg, run_dir=run_dir, resume=True, on_epoch_end=on_epoch_end)
 
 
-def evaluate_model(model: torch.nn.Module, cfg: DictConfig, dataset, oracle_dataset=None) -> list[dict]:
-    """Robustness rows of ``model`` on ``dataset`` under ``cfg.eval``, plus the oracle's rows on
-    ``oracle_dataset`` (the same split with raw features, if given). Drop patterns depend only on
-    (seed, protocol, level) and the batch order, so both see identical patterns."""
-    from robustfusion.robustness import evaluate
+def load_run(run_dir: str | Path, overrides: Sequence[str] = (), data: PreparedData | None = None) -> Run:
+    """A finished run read back from its directory: model, config (with ``overrides`` of
+    ``data.*`` / ``eval.*`` applied) and data standardised as in training. ``data`` (raw splits
+    of the same ``cfg.data``) avoids loading the dataset again."""
+    run_dir = Path(run_dir)
+    cfg = read_run_config(run_dir)
+    if overrides:
+        cfg = load_config(None, overrides, base=OmegaConf.to_container(cfg))
+    model = build_model_from_run(run_dir)
+    prepared = prepare_data(cfg, data.raw if data is not None else None, _standardizer_of(run_dir))
+    return Run(run_dir, cfg, model, read_final(run_dir), prepared)
 
+
+def evaluate_model(model, cfg: DictConfig, dataset: MultimodalDataset, oracle_dataset=None,
+                   model_name: str | None = None) -> list[dict]:
+    """Robustness rows of ``model`` (any predictor) on ``dataset`` under ``cfg.eval``, plus the
+    oracle's rows on ``oracle_dataset`` (the same split with raw features, if given). Drop
+    patterns depend only on (seed, protocol, level) and the batch order, so every predictor sees
+    identical patterns."""
     device = resolve_device(cfg.train.device)
-    rows = evaluate(model.to(device), dataset, protocols=list(cfg.eval.protocols), levels=list(cfg.eval.levels),
+    rows = evaluate(model, dataset, protocols=list(cfg.eval.protocols), levels=list(cfg.eval.levels),
                     seed=cfg.seed, batch_size=cfg.eval.batch_size, dataset_name=cfg.data.name,
-                    model_name=cfg.model.name if not cfg.name else cfg.name, split=cfg.data.split,
+                    model_name=model_name or cfg.name or cfg.model.name, split=cfg.data.split,
                     keep_at_least_one=cfg.eval.keep_at_least_one, device=device)
     if oracle_dataset is not None:
         rows += oracle_rows(cfg, oracle_dataset)
@@ -170,43 +212,31 @@ def evaluate_model(model: torch.nn.Module, cfg: DictConfig, dataset, oracle_data
 def evaluate_run(run_dir: str | Path, overrides: Sequence[str] = (), oracle: bool = False) -> tuple[Path, list[dict]]:
     """Run the robustness evaluator on a trained run; writes ``RUN_DIR/eval/<split>/robustness.csv``
     plus tables and plots. ``overrides`` may change ``data.path``, ``data.split``, ``eval.*``."""
-    from robustfusion.reporting import write_report
-    from robustfusion.robustness import write_rows_csv
-
-    run_dir = Path(run_dir)
-    cfg = read_run_config(run_dir)
-    if overrides:
-        cfg = load_config(None, overrides, base=OmegaConf.to_container(cfg))
-    model = build_model_from_run(run_dir)
-    data, _ = prepare_data(cfg, run_standardizer(run_dir), cache=oracle)  # the oracle reads the same load
-    split = cfg.data.split
-    if split not in data:
-        raise ValueError(f"data.split={split!r} is not a split of {cfg.data.name!r}; found {sorted(data)}")
-    rows = evaluate_model(model, cfg, data[split], oracle_dataset=load_data(cfg, cache=True)[split] if oracle else None)
-    out = run_dir / "eval" / split
+    run = load_run(run_dir, overrides)
+    split = run.cfg.data.split
+    if split not in run.data.splits:
+        raise ValueError(f"data.split={split!r} is not a split of {run.cfg.data.name!r}; found {sorted(run.data.splits)}")
+    rows = evaluate_model(run.model, run.cfg, run.data.splits[split],
+                          oracle_dataset=run.data.raw[split] if oracle else None)
+    out = run.dir / "eval" / split
     write_rows_csv(rows, out / "robustness.csv")
     write_report(rows, out)
     return out, rows
 
 
-def oracle_rows(cfg: DictConfig, dataset) -> list[dict]:
+def oracle_rows(cfg: DictConfig, dataset: MultimodalDataset) -> list[dict]:
     """Rows of the Bayes-optimal oracle on the same drop patterns (synthetic benchmark only);
     ``dataset`` must hold the raw (unstandardised) features the oracle's posterior is written for."""
-    from robustfusion.robustness import evaluate
-
     oracle = dataset.meta.get("oracle")
     if oracle is None:
         return []
     return evaluate(oracle, dataset, protocols=list(cfg.eval.protocols), levels=list(cfg.eval.levels),
                     seed=cfg.seed, batch_size=cfg.eval.batch_size, dataset_name=cfg.data.name,
-                    model_name="oracle", split=cfg.data.split, keep_at_least_one=cfg.eval.keep_at_least_one)
+                    model_name=ORACLE, split=cfg.data.split, keep_at_least_one=cfg.eval.keep_at_least_one)
 
 
 def report_dirs(dirs: Sequence[str | Path], out: str | Path) -> dict[str, Any]:
     """Collect every ``robustness.csv`` under ``dirs`` and write tables and plots into ``out``."""
-    from robustfusion.reporting import write_report
-    from robustfusion.robustness import read_rows_csv, write_rows_csv
-
     rows: list[dict] = []
     files = []
     for d in dirs:

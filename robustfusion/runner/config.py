@@ -18,8 +18,9 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from robustfusion.results import DEFAULT_LEVELS
+
 __all__ = [
-    "DEFAULT_LEVELS",
     "ConfigError",
     "DataConfig",
     "EvalConfig",
@@ -29,7 +30,6 @@ __all__ = [
     "load_config",
 ]
 
-DEFAULT_LEVELS = [round(0.1 * i, 1) for i in range(11)]
 
 
 class ConfigError(ValueError):

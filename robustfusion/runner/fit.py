@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from robustfusion.data.dataset import MultimodalDataset
 from robustfusion.dropping import ModalityDropout, all_subsets, keep_subset
 from robustfusion.io import atomic_write_text
+from robustfusion.metrics import compute_metrics, higher_is_better, primary_metric
 from robustfusion.models.base import target_fallback
 from robustfusion.runner.checkpoint import (
     load_latest_checkpoint,
@@ -34,7 +35,7 @@ from robustfusion.runner.checkpoint import (
     save_checkpoint,
     save_weights,
 )
-from robustfusion.runner.seeding import derived_seed
+from robustfusion.seeding import derived_seed
 
 __all__ = [
     "FitResult",
@@ -82,8 +83,6 @@ def predict_dataset(model: nn.Module, dataset: MultimodalDataset, batch_size: in
 def evaluate_dataset(model: nn.Module, dataset: MultimodalDataset, batch_size: int = 256,
                      device: torch.device | str = "cpu") -> dict[str, float]:
     """The task's metrics (:func:`robustfusion.metrics.compute_metrics`) on ``dataset``."""
-    from robustfusion.metrics import compute_metrics
-
     return compute_metrics(dataset.task, predict_dataset(model, dataset, batch_size, device), dataset.targets)
 
 
@@ -91,8 +90,6 @@ def subset_mean_metric(model: nn.Module, dataset: MultimodalDataset, metric: str
                        device: torch.device | str = "cpu") -> float:
     """``metric`` averaged over every non-empty modality subset of ``dataset`` (the selection
     rule of ``train.monitor_subsets``: one model that must serve every subset)."""
-    from robustfusion.metrics import compute_metrics
-
     values = []
     for subset in all_subsets(dataset.modalities):
         preds = torch.cat([model.predict(keep_subset(b, subset).to(device)).cpu() for b in dataset.batches(batch_size)])
@@ -136,8 +133,6 @@ def fit(model: nn.Module, train: MultimodalDataset, valid: MultimodalDataset | N
     Returns:
         :class:`FitResult`; the model holds the selected weights (``cfg.selection``).
     """
-    from robustfusion.metrics import higher_is_better, primary_metric
-
     device = resolve_device(cfg.device)
     model.to(device)
     opt = _build_optimizer(model, cfg)

@@ -28,9 +28,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from robustfusion.io import atomic_write_json, atomic_write_text
 from robustfusion.models.registry import create_model
-from robustfusion.runner.checkpoint import load_weights
+from robustfusion.runner.checkpoint import load_weights, save_weights
+from robustfusion.runner.config import load_config
 
-__all__ = ["build_model_from_run", "env_info", "finish_run", "read_run_config", "run_name", "write_run_files"]
+__all__ = ["build_model_from_run", "env_info", "finish_run", "read_final", "read_run_config", "run_name",
+           "write_run_files"]
 
 
 def run_name(cfg: DictConfig) -> str:
@@ -63,8 +65,6 @@ def write_run_files(run_dir: Path, cfg: DictConfig, model: torch.nn.Module, devi
 
 def finish_run(run_dir: Path, model: torch.nn.Module, final: dict[str, Any]) -> None:
     """Write the selected weights, the final trainer state and ``final.json``."""
-    from robustfusion.runner.checkpoint import save_weights
-
     latest = run_dir / "checkpoints" / "LATEST"
     if latest.is_file():
         state = run_dir / "checkpoints" / latest.read_text().strip() / "trainer_state.pt"
@@ -80,9 +80,16 @@ def read_run_config(run_dir: str | Path) -> DictConfig:
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run directory: no config.yaml (expected the directory "
                                 "printed by `robustfusion train`)")
-    from robustfusion.runner.config import load_config
-
     return load_config(path)
+
+
+def read_final(run_dir: str | Path) -> dict[str, Any]:
+    """``final.json`` of a finished run (selected epoch, calibrations, valid/test metrics)."""
+    path = Path(run_dir) / "final.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir}: no final.json; the run has not finished training "
+                                f"(resume it with `robustfusion train --resume {run_dir}`)")
+    return json.loads(path.read_text())
 
 
 def build_model_from_run(run_dir: str | Path, weights: str = "model.safetensors") -> torch.nn.Module:

@@ -6,7 +6,7 @@ import runpy
 import sys
 from pathlib import Path
 
-from robustfusion.robustness import read_rows_csv
+from robustfusion.results import read_rows_csv
 
 SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "mosi_utterance_table.py"
 
@@ -36,7 +36,8 @@ def test_several_carvings_are_run_and_aggregated(mosi_dir, tmp_path, monkeypatch
     assert len(combined) == sum(len(r) for r in per_split)
     assert {r["seed"] for r in combined} == {0, 1000}  # 1000 * split seed + model seed
     # the two carvings hold out different videos: their ridge rows differ
-    ridge = [{r["subset"]: r["value"] for r in rows if r["model"] == "specialists_ridge" and r["metric"] == "MAE"}
+    ridge = [{r["subset"]: r["value"] for r in rows if r["model"] == "specialists_ridge" and r["metric"] == "MAE"
+               and r["protocol"] == "subsets"}
              for rows in per_split]
     assert set(ridge[0]) == set(ridge[1]) and len(ridge[0]) == 7
     assert ridge[0] != ridge[1]

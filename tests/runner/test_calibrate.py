@@ -85,7 +85,7 @@ def test_models_without_learnable_partial_fusion_are_refused():
 def test_train_run_calibrates_saves_and_reloads(tmp_path):
     cfg = load_config(ROOT / "configs" / "synthetic" / "gmc_pf.yaml",
                       [*TINY, "model.params.partial_fusion=weighted_mean", "train.calibrate_fusion=true"])
-    run_dir = train_run(cfg, run_dir=tmp_path / "run")
+    run_dir = train_run(cfg, run_dir=tmp_path / "run").dir
     final = json.loads((run_dir / "final.json").read_text())
     logits = final["calibration"]["parameters"]["logits"]
     assert len(logits) == 3 and logits != [0.0, 0.0, 0.0]
@@ -95,7 +95,8 @@ def test_train_run_calibrates_saves_and_reloads(tmp_path):
 
 
 def test_train_run_refuses_an_uncalibratable_model_before_training(tmp_path):
-    cfg = load_config(ROOT / "configs" / "synthetic" / "gmc.yaml", [*TINY, "train.calibrate_fusion=true"])
+    cfg = load_config(ROOT / "configs" / "synthetic" / "gmc.yaml",
+                      [*TINY, "model.params.partial_fusion=mean", "train.calibrate_fusion=true"])
     with pytest.raises(ValueError, match=r"partial_fusion=weighted_mean"):
         train_run(cfg, run_dir=tmp_path / "run")
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
@@ -137,7 +138,7 @@ def test_presence_readout_is_refused_for_classification():
 
 def test_train_run_fits_the_readout_saves_and_reloads(tmp_path):
     cfg = load_config(ROOT / "configs" / "synthetic" / "gmc_pf.yaml", [*TINY, "train.calibrate_subsets=true"])
-    run_dir = train_run(cfg, run_dir=tmp_path / "run")
+    run_dir = train_run(cfg, run_dir=tmp_path / "run").dir
     final = json.loads((run_dir / "final.json").read_text())
     assert set(final["readout"]) == {"text", "audio", "vision", "text+audio", "text+vision", "audio+vision",
                                      "text+audio+vision"}

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from robustfusion import MultimodalBatch, create_model
 from robustfusion.runner.config import load_config
-from robustfusion.runner.reproduce import DATASET_DEFAULTS, METHODS, preset_yaml
+from robustfusion.runner.presets import DATASET_DEFAULTS, METHODS, preset_yaml
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 # feature sizes, frames and task of each dataset's published files (for building the models)
