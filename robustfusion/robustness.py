@@ -49,24 +49,14 @@ from robustfusion.dropping import (
     subset_name,
 )
 from robustfusion.metrics import compute_metrics
-
-# AGG_FIELDS, GROUP_FIELDS, aggregate, oracle_gap_rows, read_rows_csv, write_rows_csv: forwards for
-# callers that still import them from here (runner, experiments); new code imports
-# robustfusion.results.
 from robustfusion.results import (
-    AGG_FIELDS,  # noqa: F401
     AUILC_LEVEL,
     DEFAULT_LEVELS,
-    GROUP_FIELDS,  # noqa: F401
     RELATIVE_LEVEL,
     ROW_FIELDS,
     SWEEP_PROTOCOLS,
     SWEEP_SUBSET,
-    aggregate,  # noqa: F401
     normalise_level,
-    oracle_gap_rows,  # noqa: F401
-    read_rows_csv,  # noqa: F401
-    write_rows_csv,  # noqa: F401
 )
 
 __all__ = ["auilc", "evaluate", "evaluate_many", "relative_robustness", "summary_rows"]

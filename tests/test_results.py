@@ -1,9 +1,8 @@
 """Long-format result rows: level normalisation, aggregation over seeds, oracle gap, CSV bytes and
-round trip, atomic writes, and the import direction (reports read results, never the evaluator)."""
+round trip, atomic writes."""
 
 from __future__ import annotations
 
-import ast
 import math
 import os
 import statistics
@@ -12,7 +11,6 @@ from pathlib import Path
 import pytest
 
 import robustfusion
-from robustfusion import results
 from robustfusion.results import (
     AGG_FIELDS,
     DEFAULT_LEVELS,
@@ -57,8 +55,10 @@ def test_normalise_level(given, expected):
 def test_default_levels_are_the_eleven_rates():
     assert DEFAULT_LEVELS == (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
     assert all(normalise_level(lv) == lv for lv in DEFAULT_LEVELS)
-    from robustfusion.runner import config  # the run config's default sweep is the same grid
-    assert list(config.DEFAULT_LEVELS) == list(DEFAULT_LEVELS)
+    from robustfusion.runner.config import (
+        EvalConfig,  # the run config's default sweep is the same grid
+    )
+    assert EvalConfig().levels == list(DEFAULT_LEVELS)
 
 
 # ---------------------------------------------------------------------------- aggregate
@@ -140,31 +140,3 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
         write_rows_csv(bad, path)
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["robustness.csv"]
-
-
-# ---------------------------------------------------------------------------- layering
-def _imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return names
-
-
-@pytest.mark.parametrize("path", [PACKAGE / "results.py", *sorted((PACKAGE / "reporting").glob("*.py"))],
-                         ids=lambda p: p.name)
-def test_results_and_reporting_do_not_import_the_evaluator(path):
-    assert "robustfusion.robustness" not in _imported_modules(path)
-
-
-def test_old_names_still_import_from_robustness():
-    """Forwards kept for callers of ``robustfusion.robustness`` (runner, experiments)."""
-    from robustfusion import robustness
-
-    for name in ("ROW_FIELDS", "GROUP_FIELDS", "AGG_FIELDS", "DEFAULT_LEVELS", "AUILC_LEVEL", "RELATIVE_LEVEL",
-                 "SWEEP_SUBSET", "normalise_level", "aggregate", "oracle_gap_rows", "read_rows_csv",
-                 "write_rows_csv"):
-        assert getattr(robustness, name) is getattr(results, name)
