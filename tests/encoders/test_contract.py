@@ -27,8 +27,8 @@ from robustfusion.encoders import (
     create_joint_encoder,
     list_encoders,
 )
+from tests.encoders.masks import OUT, B, D, K, T, frame_mask
 
-B, T, D, OUT, K = 5, 6, 4, 7, 3
 ENCODERS = list_encoders()
 JOINTS = JOINT_ENCODERS.names()
 
@@ -60,17 +60,6 @@ def inputs(name: str, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     shape = (B, T, 3, 32, 32) if name in RAW_FRAMES else (B, T, D)
     return torch.randn(shape, generator=g)
-
-
-def frame_mask() -> torch.Tensor:
-    """Sample 0: all observed; 1: padding at the end; 2: holes inside; 3: one frame; 4: none."""
-    m = torch.ones(B, T, dtype=torch.bool)
-    m[1, 4:] = False
-    m[2, [0, 2, 3]] = False
-    m[3, :] = False
-    m[3, 2] = True
-    m[4, :] = False
-    return m
 
 
 def fill(x: torch.Tensor, keep: torch.Tensor, kind: str, seed: int = 1) -> torch.Tensor:

@@ -17,8 +17,7 @@ from robustfusion.encoders import (
     masked_last,
     masked_mean,
 )
-
-B, T, D, OUT, K = 5, 6, 4, 7, 3
+from tests.encoders.masks import OUT, B, D, K, T, frame_mask
 
 # name -> (registry name, extra kwargs); every configuration below is checked by every test
 CONFIGS = {
@@ -40,17 +39,6 @@ def build(config: str, context_dim: int = 0, context_mode: str = "add", seed: in
 
 def _x(seed: int = 0) -> torch.Tensor:
     return torch.randn(B, T, D, generator=torch.Generator().manual_seed(seed))
-
-
-def _mask() -> torch.Tensor:
-    """Sample 0: all observed; 1: padding at the end; 2: holes inside; 3: one frame; 4: none."""
-    m = torch.ones(B, T, dtype=torch.bool)
-    m[1, 4:] = False
-    m[2, [0, 2, 3]] = False
-    m[3, :] = False
-    m[3, 2] = True
-    m[4, :] = False
-    return m
 
 
 def test_registry_lists_the_three_encoders():
@@ -78,7 +66,7 @@ def test_maps_sequences_and_vectors_to_fixed_size(config):
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_output_ignores_values_in_unobserved_frames(config):
     enc = build(config)
-    x, mask = _x(), _mask()
+    x, mask = _x(), frame_mask()
     clean = enc(x, mask)
     for junk in (1e4 * torch.randn(B, T, D), torch.full((B, T, D), float("nan")), torch.full((B, T, D), float("-inf"))):
         dirty = torch.where(mask.unsqueeze(-1), x, junk)
@@ -160,7 +148,7 @@ def test_context_none_equals_zeros_equals_no_context_port(config, mode):
     enc = build(config, context_dim=K, context_mode=mode, seed=2)
     assert enc.context_dim == K
     _copy_without_context(plain, enc)
-    x, mask = _x(), _mask()
+    x, mask = _x(), frame_mask()
     reference = plain(x, mask)
     torch.testing.assert_close(enc(x, mask, None), reference)
     torch.testing.assert_close(enc(x, mask, torch.zeros(B, K)), reference)
@@ -173,7 +161,7 @@ def test_context_none_equals_zeros_equals_no_context_port(config, mode):
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_context_gets_gradient_and_ignores_unobserved_junk(config, mode):
     enc = build(config, context_dim=K, context_mode=mode)
-    x, mask = _x(), _mask()
+    x, mask = _x(), frame_mask()
     c = torch.randn(B, K, requires_grad=True)
     out = enc(x, mask, c)
     out[:4].sum().backward()
