@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from robustfusion.data import MultimodalDataset, load_dataset
 from robustfusion.data.standardize import Standardizer
-from robustfusion.io import atomic_write_json
+from robustfusion.io import atomic_write_json, replace_dir
 from robustfusion.models.registry import MODELS, create_model
 from robustfusion.reporting import write_report
 from robustfusion.results import ORACLE, read_rows_csv, write_rows_csv
@@ -35,11 +35,11 @@ from robustfusion.runner.config import ConfigError, load_config
 from robustfusion.runner.fit import evaluate_dataset, fit, resolve_device, set_fallback_from_targets
 from robustfusion.runner.rundir import (
     build_model_from_run,
+    create_run_dir,
     finish_run,
     read_final,
     read_run_config,
-    run_name,
-    write_run_files,
+    repair_run_files,
 )
 from robustfusion.seeding import seed_everything
 
@@ -113,15 +113,6 @@ def build_model(cfg: DictConfig, train: MultimodalDataset) -> torch.nn.Module:
         raise ConfigError(f"model.params for {cfg.model.name!r}: {err}; valid parameters: {valid}") from None
 
 
-def _make_run_dir(cfg: DictConfig, out: str | Path) -> Path:
-    base = Path(out) / run_name(cfg)
-    run_dir, k = base, 1
-    while (run_dir / "config.yaml").exists():
-        k += 1
-        run_dir = base.with_name(f"{base.name}-{k}")
-    return run_dir
-
-
 def _standardizer_of(run_dir: Path) -> Standardizer | None:
     path = run_dir / "standardizer.json"
     return Standardizer.load(path) if path.is_file() else None
@@ -135,8 +126,10 @@ def train_run(cfg: DictConfig, out: str | Path = "runs", run_dir: str | Path | N
     a resumed run always uses the standardisation saved in its directory.
     """
     seed_everything(cfg.seed)
-    run_dir = Path(run_dir) if run_dir is not None else _make_run_dir(cfg, out)
     if resume:
+        if run_dir is None:
+            raise ValueError("train_run(resume=True) needs run_dir")
+        run_dir = Path(run_dir)
         data = prepare_data(cfg, data.raw if data is not None else None, _standardizer_of(run_dir))
     elif data is None:
         data = prepare_data(cfg)
@@ -152,10 +145,10 @@ def train_run(cfg: DictConfig, out: str | Path = "runs", run_dir: str | Path | N
     if cfg.train.calibrate_subsets:
         check_readout_task(train.task)
     device = resolve_device(cfg.train.device)
-    if not resume:
-        write_run_files(run_dir, cfg, model, device)
-        if data.standardizer is not None:
-            data.standardizer.save(run_dir / "standardizer.json")
+    if resume:
+        repair_run_files(run_dir, cfg, model, device, data.standardizer)
+    else:
+        run_dir = create_run_dir(cfg, model, device, data.standardizer, out=out, run_dir=run_dir)
     result = fit(model, train, splits["valid"], cfg.train, cfg.seed, run_dir=run_dir, resume=resume,
                  on_epoch_end=on_epoch_end)
     final: dict[str, Any] = {"selected_epoch": result.selected_epoch, "epochs_run": result.epochs_run,
@@ -209,18 +202,51 @@ def evaluate_model(model, cfg: DictConfig, dataset: MultimodalDataset, oracle_da
     return rows
 
 
-def evaluate_run(run_dir: str | Path, overrides: Sequence[str] = (), oracle: bool = False) -> tuple[Path, list[dict]]:
-    """Run the robustness evaluator on a trained run; writes ``RUN_DIR/eval/<split>/robustness.csv``
-    plus tables and plots. ``overrides`` may change ``data.path``, ``data.split``, ``eval.*``."""
+EVAL_FILES = frozenset({"robustness.csv", "robustness_aggregate.csv", "table.md", "table.tex", "plots"})
+
+
+def _check_eval_dir(out: Path) -> None:
+    """``out`` is replaced as a whole: refuse a folder holding anything an evaluation does not write."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise NotADirectoryError(f"evaluate: output {out} exists and is not a directory; expected a folder to write "
+                                 "robustness.csv, tables and plots into")
+    foreign = sorted(p.name for p in out.iterdir()
+                     if p.name not in EVAL_FILES and not (p.name.startswith(".") and p.name.endswith(".tmp")))
+    plots = out / "plots"
+    if plots.is_dir():
+        foreign += sorted(f"plots/{p.name}" for p in plots.iterdir()
+                          if not p.is_file() or p.suffix not in (".png", ".pdf", ".csv", ".tmp"))
+    if foreign:
+        raise FileExistsError(f"evaluate: output folder {out} holds files an evaluation does not write "
+                              f"({', '.join(foreign[:5])}); it is replaced as a whole, so choose a new or empty "
+                              "folder, or one written by `robustfusion evaluate`")
+
+
+def evaluate_run(run_dir: str | Path, overrides: Sequence[str] = (), oracle: bool = False,
+                 out: str | Path | None = None) -> tuple[Path, list[dict]]:
+    """Run the robustness evaluator on a trained run; writes ``robustness.csv``,
+    ``robustness_aggregate.csv``, ``table.md``, ``table.tex`` and ``plots/`` into ``out``
+    (default ``RUN_DIR/eval/<split>``; ``out`` is the folder itself). ``overrides`` may change
+    ``data.path``, ``data.split``, ``eval.*``. Returns ``(out, rows)``.
+
+    The folder is written as a whole: the files go into a hidden sibling that then replaces it
+    (:func:`robustfusion.io.replace_dir`), so a kill leaves the previous complete set or the new
+    one, never a mix; the sibling is made before the work, so an unwritable location fails at
+    once. A folder holding files of its own is refused before any work.
+    """
     run = load_run(run_dir, overrides)
     split = run.cfg.data.split
     if split not in run.data.splits:
         raise ValueError(f"data.split={split!r} is not a split of {run.cfg.data.name!r}; found {sorted(run.data.splits)}")
-    rows = evaluate_model(run.model, run.cfg, run.data.splits[split],
-                          oracle_dataset=run.data.raw[split] if oracle else None)
-    out = run.dir / "eval" / split
-    write_rows_csv(rows, out / "robustness.csv")
-    write_report(rows, out)
+    out = Path(out) if out is not None else run.dir / "eval" / split
+    _check_eval_dir(out)
+    with replace_dir(out) as tmp:
+        rows = evaluate_model(run.model, run.cfg, run.data.splits[split],
+                              oracle_dataset=run.data.raw[split] if oracle else None)
+        write_rows_csv(rows, tmp / "robustness.csv")
+        write_report(rows, tmp)
     return out, rows
 
 

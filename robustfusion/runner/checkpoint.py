@@ -28,7 +28,8 @@ from torch import nn
 
 from robustfusion.io import atomic_write, atomic_write_text
 
-__all__ = ["load_latest_checkpoint", "load_weights", "rng_state", "save_checkpoint", "save_weights", "set_rng_state"]
+__all__ = ["latest_epoch", "load_latest_checkpoint", "load_weights", "rng_state", "save_checkpoint", "save_weights",
+           "set_rng_state", "tidy_checkpoints"]
 
 
 def save_weights(model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
@@ -102,3 +103,27 @@ def load_latest_checkpoint(run_dir: str | Path, model: nn.Module) -> dict[str, A
         return torch.load(target / "trainer_state.pt", weights_only=True)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
         raise ValueError(f"{target / 'trainer_state.pt'}: unreadable trainer state ({err})") from None
+
+
+def latest_epoch(run_dir: str | Path) -> int:
+    """The epoch ``LATEST`` points at (0 when there is no checkpoint yet)."""
+    latest = Path(run_dir) / "checkpoints" / "LATEST"
+    if not latest.is_file():
+        return 0
+    name = latest.read_text().strip()
+    try:
+        return int(name.removeprefix("epoch-"))
+    except ValueError:
+        raise ValueError(f"{latest}: expected a name like 'epoch-0007', found {name!r}") from None
+
+
+def tidy_checkpoints(run_dir: str | Path) -> None:
+    """Remove checkpoint folders ``LATEST`` does not name (a kill during :func:`save_checkpoint`
+    can leave the next, unfinished one or the previous one behind)."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return
+    keep = (root / "LATEST").read_text().strip() if (root / "LATEST").is_file() else None
+    for old in root.glob("epoch-*"):
+        if old.name != keep and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)

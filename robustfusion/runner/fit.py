@@ -42,6 +42,7 @@ __all__ = [
     "evaluate_dataset",
     "fit",
     "predict_dataset",
+    "read_metrics",
     "resolve_device",
     "set_fallback_from_targets",
     "subset_mean_metric",
@@ -95,6 +96,32 @@ def subset_mean_metric(model: nn.Module, dataset: MultimodalDataset, metric: str
         preds = torch.cat([model.predict(keep_subset(b, subset).to(device)).cpu() for b in dataset.batches(batch_size)])
         values.append(float(compute_metrics(dataset.task, preds, dataset.targets)[metric]))
     return sum(values) / len(values)
+
+
+def read_metrics(path: str | Path, before_epoch: int | None = None) -> list[dict[str, Any]]:
+    """The rows of a ``metrics.jsonl`` (those of epochs ``< before_epoch`` when given). A torn
+    last line, left by a kill while it was being appended, is skipped; an unreadable line
+    elsewhere is an error naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").split("\n")
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    rows = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            epoch = int(row["epoch"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            if i == last:
+                break
+            raise ValueError(f"{path}: line {i + 1} is not a metrics row (expected a JSON object with an "
+                             f"'epoch'), found {line[:60]!r}") from None
+        if before_epoch is None or epoch < before_epoch:
+            rows.append(row)
+    return rows
 
 
 def _build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
@@ -155,9 +182,12 @@ def fit(model: nn.Module, train: MultimodalDataset, valid: MultimodalDataset | N
             sched.load_state_dict(state["scheduler"])
             start = int(state["epoch"]) + 1
             best, best_epoch, stale = state["best"], int(state["best_epoch"]), int(state["stale"])
-            history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
-                       if line.strip() and json.loads(line)["epoch"] < start]
-            atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+        # cut back to the checkpointed epochs: a kill between an epoch's metrics line and its
+        # checkpoint must not leave that epoch twice, nor a torn last line
+        metrics_path = run_dir / "metrics.jsonl"
+        history = read_metrics(metrics_path, before_epoch=start)
+        if metrics_path.exists():
+            atomic_write_text(metrics_path, "".join(json.dumps(h) + "\n" for h in history))
 
     show = bool(cfg.progress) and sys.stderr.isatty()
     epoch = start - 1
