@@ -55,9 +55,19 @@ class MultimodalBatch:
         targets: optional tensor with leading dimension ``B``.
         validate: check shapes, masks and finiteness (default ``True``).
 
+    Feature dtypes are kept (a registered model casts floating features to its own dtype on
+    entry). A sample whose frame mask of a modality is all
+    ``False`` (no observed frame, e.g. every frame dropped) has that modality marked absent in
+    ``present``, so every model applies its missing-modality rule to it.
+
+    Validation happens here and in :meth:`replace` when it is given new ``inputs``; writing into
+    a batch's tensors in place after construction is the caller's responsibility (re-validate
+    with ``batch.replace(inputs=dict(batch.inputs))``).
+
     Raises:
         ValueError: naming the modality, the expected and the found shape or value, for an
-            empty ``inputs``, mismatched batch sizes, ranks other than 2 or 3, NaN/inf in
+            empty ``inputs``, mismatched batch sizes, ranks other than 2 or 3, a sequence of
+            length 0, a feature size of 0, non-floating features, NaN/inf in
             features, a presence mask whose shape or names do not match ``inputs``, or a
             frame mask that does not match its sequence.
     """
@@ -91,6 +101,22 @@ class MultimodalBatch:
         object.__setattr__(self, "frame_masks", fm)
         if self.validate:
             self._check()
+        self._absent_without_frames()
+
+    def _absent_without_frames(self) -> None:
+        """Mark a modality absent for the samples whose frame mask has no observed frame."""
+        present = self.present
+        for name, fm in self.frame_masks.items():
+            if name not in self.inputs or fm.dim() != 2 or fm.shape[0] != present.shape[0] or fm.shape[1] == 0:
+                continue  # malformed masks are reported by _check
+            seen = fm.any(dim=1).to(present.device)
+            if not bool(seen.all()):
+                if present is self.present:
+                    present = present.clone()
+                i = self.modalities.index(name)
+                present[:, i] &= seen
+        if present is not self.present:
+            object.__setattr__(self, "present", present)
 
     # ------------------------------------------------------------------ construction
     @staticmethod
@@ -124,7 +150,15 @@ class MultimodalBatch:
             )
         return present.to(device)
 
-    def _check(self) -> None:
+    def _observed(self, name: str, x: Tensor) -> Tensor:
+        """Bool tensor broadcastable to ``x``: entries of present samples and observed frames."""
+        seen = self.present_mask(name).to(x.device)
+        fm = self.frame_masks.get(name)
+        if x.dim() >= 3 and fm is not None and fm.shape == x.shape[:2]:
+            seen = seen[:, None] & fm.to(x.device)
+        return seen.reshape(*seen.shape, *([1] * (x.dim() - seen.dim())))
+
+    def _check(self, observed_only: bool = False) -> None:
         b = self.batch_size
         for name, x in self.inputs.items():
             if x.shape[0] != b:
@@ -134,7 +168,15 @@ class MultimodalBatch:
                 )
             if not x.dtype.is_floating_point:
                 raise ValueError(f"modality {name!r}: expected floating-point features, found dtype {x.dtype}")
+            if x.dim() >= 3 and x.shape[1] == 0:
+                raise ValueError(f"modality {name!r}: expected at least one frame (T >= 1), found shape "
+                                 f"{tuple(x.shape)}; mark a sample without frames absent in `present` instead")
+            feat = x.shape[2] if x.dim() == 5 else x.shape[-1]
+            if feat == 0:
+                raise ValueError(f"modality {name!r}: expected a feature size >= 1, found shape {tuple(x.shape)}")
             finite = torch.isfinite(x)
+            if observed_only:  # junk where nothing is observed is allowed (it is never read)
+                finite = finite | ~self._observed(name, x)
             if not bool(finite.all()):
                 bad = (~finite).nonzero()[0].tolist()
                 raise ValueError(
@@ -196,11 +238,17 @@ class MultimodalBatch:
 
     # ------------------------------------------------------------------ derived batches
     def replace(self, **changes) -> MultimodalBatch:
-        """A new batch with some fields replaced (no re-validation of unchanged features)."""
+        """A new batch with some fields replaced. New ``inputs`` are validated (shapes, dtype,
+        and finiteness wherever a value is observed: NaN or inf in a present modality's observed
+        frames is refused; junk in absent modalities or unobserved frames is allowed, as it is
+        never read); unchanged features are not checked again."""
         kw = {"inputs": self.inputs, "present": self.present, "frame_masks": self.frame_masks,
               "targets": self.targets, "validate": False}
         kw.update(changes)
-        return MultimodalBatch(**kw)
+        out = MultimodalBatch(**kw)
+        if "inputs" in changes and not changes.get("validate", False):
+            out._check(observed_only=True)
+        return out
 
     def with_present(self, present: Tensor | Mapping[str, Tensor]) -> MultimodalBatch:
         """The same batch with another presence mask."""
@@ -211,6 +259,20 @@ class MultimodalBatch:
         merged = dict(self.frame_masks)
         merged.update(frame_masks)
         return self.replace(frame_masks=merged)
+
+    def select_modalities(self, names: Sequence[str]) -> MultimodalBatch:
+        """The same samples with only the modalities ``names`` (in that order), e.g. for a
+        model trained on a subset of this batch's modalities (models refuse unknown ones)."""
+        unknown = [n for n in names if n not in self.inputs]
+        if unknown:
+            raise ValueError(f"select_modalities: unknown modalities {unknown}; this batch has {list(self.modalities)}")
+        return MultimodalBatch(
+            inputs={n: self.inputs[n] for n in names},
+            present=self.present[:, [self.index(n) for n in names]],
+            frame_masks={n: v for n, v in self.frame_masks.items() if n in names},
+            targets=self.targets,
+            validate=False,
+        )
 
     def to(self, device: torch.device | str) -> MultimodalBatch:
         return MultimodalBatch(

@@ -253,3 +253,44 @@ def test_with_frame_masks_merges_and_replace_changes_targets():
     assert torch.equal(new.frame_mask("vision"), vm)
     assert torch.equal(new.frame_mask("text"), batch.frame_mask("text"))
     assert batch.replace(targets=None).targets is None
+
+
+# ---------------------------------------------------------------- issue 14: no silent wrong results
+def test_replace_validates_new_inputs_where_observed():
+    batch = _full_batch()
+    x = batch.inputs["text"].clone()
+    x[0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"modality 'text': expected finite features, found nan"):
+        batch.replace(inputs={**batch.inputs, "text": x})
+    # junk where nothing is observed (absent modality) is allowed: it is never read
+    absent = batch.with_present({"text": torch.zeros(batch.batch_size, dtype=torch.bool)})
+    assert torch.isnan(absent.replace(inputs={**batch.inputs, "text": x}).inputs["text"]).any()
+    with pytest.raises(ValueError, match=r"modality 'text': expected floating-point features"):
+        batch.replace(inputs={**batch.inputs, "text": x.long()})
+
+
+def test_frame_mask_with_no_observed_frame_marks_the_modality_absent():
+    batch = _full_batch()
+    fm = torch.ones(batch.inputs["text"].shape[:2], dtype=torch.bool)
+    fm[1] = False
+    dropped = batch.with_frame_masks({"text": fm})
+    before = batch.present_mask("text").tolist()
+    assert before[1]
+    assert dropped.present_mask("text").tolist() == [p and i != 1 for i, p in enumerate(before)]
+    assert batch.present_mask("text").tolist() == before  # the original batch is unchanged
+
+
+def test_empty_sequence_and_zero_width_features_are_refused():
+    with pytest.raises(ValueError, match=r"modality 'text': expected at least one frame \(T >= 1\), found shape \(2, 0, 3\)"):
+        MultimodalBatch({"text": torch.randn(2, 0, 3)})
+    with pytest.raises(ValueError, match=r"modality 'audio': expected a feature size >= 1, found shape \(2, 0\)"):
+        MultimodalBatch({"text": torch.randn(2, 3), "audio": torch.randn(2, 0)})
+
+
+def test_select_modalities_keeps_masks_of_the_chosen_ones():
+    batch = _full_batch()
+    sub = batch.select_modalities(["vision", "text"])
+    assert sub.modalities == ("vision", "text")
+    assert torch.equal(sub.present[:, 1], batch.present_mask("text"))
+    with pytest.raises(ValueError, match=r"unknown modalities \['depth'\]"):
+        batch.select_modalities(["depth"])

@@ -29,4 +29,5 @@ class ModelSpecialist:
     history: list[float] = field(default_factory=list)
 
     def predict(self, batch: MultimodalBatch) -> Tensor:
-        return self.model.predict(batch.to(self.model.fallback.device)).cpu()
+        own = batch.select_modalities(self.model.modalities)  # models refuse modalities they do not know
+        return self.model.predict(own.to(self.model.fallback.device)).cpu()

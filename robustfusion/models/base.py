@@ -38,6 +38,22 @@ def check_modality_names(names) -> None:
                          "not nn.ModuleDict attributes (e.g. 'values', 'keys', 'items'); rename them")
 
 
+def _cast_features_hook(model: nn.Module, args: tuple):
+    """Forward pre-hook: floating features of another dtype (float16, float64, ...) are cast to
+    the model's parameter dtype, so a float64 batch gives a prediction, not a dtype error."""
+    if not args or not isinstance(args[0], MultimodalBatch):
+        return None
+    param = next(model.parameters(), None)
+    if param is None:
+        return None
+    batch = args[0]
+    wrong = {k: v for k, v in batch.inputs.items() if v.dtype.is_floating_point and v.dtype != param.dtype}
+    if not wrong:
+        return None
+    inputs = {k: v.to(param.dtype) if k in wrong else v for k, v in batch.inputs.items()}
+    return (batch.replace(inputs=inputs), *args[1:])
+
+
 class MultimodalModel(nn.Module):
     """Base class of robustfusion models.
 
@@ -46,6 +62,11 @@ class MultimodalModel(nn.Module):
             ``[B, T, C, H, W]`` frames); any number (>= 1) of names.
         task: ``"regression"``, ``"classification"`` or ``"multilabel"``.
         num_outputs: ``K``, the prediction size.
+
+    Input checks (:meth:`check_batch`, at every forward): the batch must hold exactly the
+    model's modalities, with its feature sizes, and at least one sample; floating features of
+    another dtype are cast to the model's dtype. A modality whose frame mask has no observed
+    frame counts as absent (see :class:`robustfusion.batch.MultimodalBatch`).
 
     All-missing rule: a sample with no modality present is predicted as the buffer
     ``fallback`` (``[K]``; zeros by default). The runner sets it to the training-set target mean
@@ -73,11 +94,15 @@ class MultimodalModel(nn.Module):
         if task == "classification" and num_outputs < 2:
             raise ValueError(f"num_outputs: classification needs >= 2 classes, found {num_outputs}")
         check_modality_names(modality_dims)
+        bad = {k: v for k, v in modality_dims.items() if int(v) < 1}
+        if bad:
+            raise ValueError(f"modality_dims: expected feature sizes >= 1, found {bad}")
         self.modality_dims = {str(k): int(v) for k, v in modality_dims.items()}
         self.modalities = tuple(self.modality_dims)
         self.task, self.num_outputs = task, int(num_outputs)
         self.register_buffer("fallback", torch.zeros(self.num_outputs))
         self.readout = PresenceReadout(len(self.modalities), self.num_outputs)
+        self.register_forward_pre_hook(_cast_features_hook)
 
     def set_fallback(self, value: Tensor | float) -> None:
         """Set the prediction for samples with no modality present."""
@@ -89,12 +114,20 @@ class MultimodalModel(nn.Module):
         self.fallback.copy_(v.to(self.fallback.device).expand(self.num_outputs))
 
     def check_batch(self, batch: MultimodalBatch) -> Tensor:
-        """Validate that ``batch`` has this model's modalities with the right feature sizes;
-        returns the ``[B, M]`` presence mask in the model's modality order."""
+        """Validate that ``batch`` has exactly this model's modalities with the right feature
+        sizes and at least one sample; returns the ``[B, M]`` presence mask in the model's
+        modality order."""
         missing = [m for m in self.modalities if m not in batch.inputs]
         if missing:
             raise ValueError(f"batch lacks modalities {missing}; the model expects {list(self.modalities)} "
                              f"and the batch has {list(batch.modalities)} (mark absent ones in `present`)")
+        extra = [m for m in batch.modalities if m not in self.modality_dims]
+        if extra:
+            raise ValueError(f"batch has modalities {extra} that the model does not know; the model expects "
+                             f"{list(self.modalities)} (drop them from the batch, e.g. with "
+                             "MultimodalDataset.select_modalities)")
+        if batch.batch_size == 0:
+            raise ValueError("batch: expected at least one sample, found an empty batch")
         for m, d in self.modality_dims.items():
             x = batch.inputs[m]
             found = x.shape[2] if x.dim() == 5 else x.shape[-1]  # raw frames [B, T, C, H, W]: channels

@@ -27,14 +27,20 @@ def per_modality(value: int | Mapping[str, int], modalities: Sequence[str], what
     """``{name: int}`` for every modality from one int (the same for all) or a mapping.
 
     Raises:
-        ValueError: the mapping lacks a size for some modality (``what`` names the argument).
+        ValueError: the mapping lacks a size for some modality, or a size is < 1 (``what`` names
+            the argument).
     """
     if isinstance(value, Mapping):
         missing = [m for m in modalities if m not in value]
         if missing:
             raise ValueError(f"{what}: expected a size for every modality {list(modalities)}, missing {missing}")
-        return {m: int(value[m]) for m in modalities}
-    return {m: int(value) for m in modalities}
+        sizes = {m: int(value[m]) for m in modalities}
+    else:
+        sizes = {m: int(value) for m in modalities}
+    bad = {m: v for m, v in sizes.items() if v < 1}
+    if bad:
+        raise ValueError(f"{what}: expected sizes >= 1, found {bad if isinstance(value, Mapping) else value}")
+    return sizes
 
 
 def build_modality_encoders(modality_dims: Mapping[str, int], encoder: str, out_dim: int | Mapping[str, int],

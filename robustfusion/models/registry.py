@@ -17,10 +17,31 @@ register_model = MODELS.register
 def create_model(name: str, **cfg: Any) -> nn.Module:
     """Build a registered model; ``model.registry_name`` / ``model.init_config`` record how,
     so a run directory can rebuild it (weights then come from ``model.safetensors``)."""
+    check_sizes(cfg, name)
     model = MODELS.create(name, **cfg)
     model.registry_name = name
     model.init_config = dict(cfg)
     return model
+
+
+#: Size arguments of the registered models; each must be >= 1 (``projection_hidden``: >= 0).
+SIZE_ARGUMENTS = ("num_outputs", "hidden_dim", "latent_dim", "fusion_dim", "post_fusion_dim", "rank", "d_model",
+                  "num_heads", "num_layers", "conv_kernel")
+
+
+def check_sizes(cfg: dict[str, Any], name: str = "model") -> None:
+    """Refuse zero or negative sizes (a zero-width layer trains silently into a constant)."""
+    dims = cfg.get("modality_dims") or {}
+    bad = {m: d for m, d in dict(dims).items() if not isinstance(d, bool) and isinstance(d, int) and d < 1}
+    if bad:
+        raise ValueError(f"{name}: modality_dims: expected feature sizes >= 1, found {bad}")
+    for key, value in cfg.items():
+        low = 0 if key == "projection_hidden" else 1
+        if key not in SIZE_ARGUMENTS and key != "projection_hidden":
+            continue
+        values = value.values() if isinstance(value, dict) else [value]
+        if any(isinstance(v, int) and not isinstance(v, bool) and v < low for v in values):
+            raise ValueError(f"{name}: {key}: expected a size >= {low}, found {value!r}")
 
 
 def list_models() -> list[str]:

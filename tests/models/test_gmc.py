@@ -193,9 +193,10 @@ def test_check_batch_errors():
     wrong = MultimodalBatch(dict(batch.inputs, audio=torch.randn(B, 5)))
     with pytest.raises(ValueError, match=r"'audio': expected feature size 3, found 5"):
         model(wrong)
-    # an extra modality the model does not know is ignored
+    # an extra modality the model does not know is refused, by name (issue 14: it was ignored silently)
     extra = MultimodalBatch(dict(batch.inputs, depth=torch.randn(B, 2)))
-    assert torch.isfinite(model(extra).prediction).all()
+    with pytest.raises(ValueError, match=r"modalities \['depth'\] that the model does not know"):
+        model(extra)
     with pytest.raises(ValueError, match=r"targets.*\(6, 1\).*found"):
         model(batch.replace(targets=torch.randn(B, 2)))
 
