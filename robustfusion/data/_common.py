@@ -15,6 +15,7 @@ __all__ = [
     "SPLITS",
     "as_float_array",
     "as_str_ids",
+    "check_feature_widths",
     "check_label_range",
     "handle_nonfinite",
     "length_mask",
@@ -131,3 +132,23 @@ def as_str_ids(ids: object, n: int) -> list[str]:
             v = v.decode(errors="replace")
         out.append(str(v))
     return out
+
+
+def check_feature_widths(data: dict) -> None:
+    """Every split must have the training split's modalities and feature sizes; a mismatch names
+    the file, the split, the modality, the expected and the found size."""
+    ref_split = "train" if "train" in data else next(iter(data), None)
+    if ref_split is None:
+        return
+    ref = data[ref_split].modality_dims
+    for split, ds in data.items():
+        dims = ds.modality_dims
+        source = ds.meta.get("source", "?") if isinstance(ds.meta, dict) else "?"
+        if set(dims) != set(ref):
+            raise ValueError(f"{source}: split {split!r}: expected the modalities of {ref_split!r} {sorted(ref)}, "
+                             f"found {sorted(dims)}")
+        for m, d in ref.items():
+            if dims[m] != d:
+                raise ValueError(f"{source}: split {split!r}: modality {m!r}: expected feature size {d} "
+                                 f"(as in split {ref_split!r}), found {dims[m]}")
+

@@ -28,6 +28,7 @@ from robustfusion.data._common import (
     SPLITS,
     as_float_array,
     as_str_ids,
+    check_feature_widths,
     check_label_range,
     handle_nonfinite,
     length_mask,
@@ -142,4 +143,5 @@ def load_mmsa(path: str | Path, name: str = "mmsa", nonfinite: str = "zero",
             frame_masks={m: masks[m] for m in MMSA_MODALITIES if m in masks},
             ids=as_str_ids(d.get("id"), n), name=name, meta=meta,
         )
+    check_feature_widths(out)
     return out

@@ -58,6 +58,10 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     for k in MOSI_UTTERANCE_KEYS:
         if data[k].shape[0] != n:
             raise ValueError(f"{path}: {k!r}: expected {n} rows (as 'sentiment'), found shape {data[k].shape}")
+    for k in ("text", "audio", "vision", "sentiment"):
+        if data[k].dtype.kind not in "biuf":
+            raise ValueError(f"{path}: {k!r}: expected numeric values, found dtype {data[k].dtype} "
+                             f"(e.g. {data[k].reshape(-1)[:1].tolist()})")
     for k in ("text", "audio", "vision"):
         if data[k].ndim != 2:
             raise ValueError(f"{path}: {k!r}: expected [N, D] utterance features, found shape {data[k].shape}")
@@ -161,6 +165,10 @@ def load_mosi_utterance(path: str | Path, split_seed: int = 0, name: str = "mosi
         feats[s] = {}
         for m in ("text", "audio", "vision"):
             x = raw[s][m].astype(np.float32)
+            width = raw["train"][m].shape[1]
+            if x.shape[1] != width:
+                raise ValueError(f"{sources[s]}: {m!r}: expected feature width {width} (as in "
+                                 f"{sources['train']}), found {x.shape[1]} (shape {x.shape})")
             feats[s][m], _ = handle_nonfinite(x, nonfinite, sources[s], repr(m))
     if text_features == "minilm":
         from robustfusion.data.text_features import embed_texts

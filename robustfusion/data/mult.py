@@ -28,6 +28,7 @@ from robustfusion.data._common import (
     SPLITS,
     as_float_array,
     as_str_ids,
+    check_feature_widths,
     check_label_range,
     handle_nonfinite,
     require_keys,
@@ -118,4 +119,5 @@ def load_mult(path: str | Path, name: str = "mult", nonfinite: str = "zero", pad
             meta["label_names"] = IEMOCAP_EMOTIONS
         out[split] = MultimodalDataset(feats, targets, task=task, num_outputs=k_out, frame_masks=masks,
                                        present=present, ids=as_str_ids(d.get("id"), n), name=name, meta=meta)
+    check_feature_widths(out)
     return out

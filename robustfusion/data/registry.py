@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from robustfusion.data._common import check_feature_widths
 from robustfusion.data.dataset import MultimodalDataset
 
 __all__ = ["DATASETS", "DatasetInfo", "dataset_env_var", "list_datasets", "load_dataset", "register_dataset"]
@@ -100,6 +101,7 @@ def load_dataset(name: str, path: str | Path | None = None, split_seed: int = 0,
         data = info.loader(**kwargs)
     for ds in data.values():
         ds.name = kwargs["name"]
+    check_feature_widths(data)
     return data
 
 

@@ -71,7 +71,18 @@ class Standardizer:
         return z.clamp(-self.clip, self.clip) if self.clip is not None else z
 
     def transform(self, dataset: MultimodalDataset) -> MultimodalDataset:
-        """A new dataset with standardised features (masks, targets, ids, meta shared)."""
+        """A new dataset with standardised features (masks, targets, ids, meta shared).
+
+        Raises:
+            ValueError: a modality's feature size differs from the one the statistics were
+                fitted on; the message names the dataset's file and split.
+        """
+        meta = dataset.meta if isinstance(dataset.meta, dict) else {}
+        for m, x in dataset.features.items():
+            if m in self.mean and x.shape[-1] != self.mean[m].shape[0]:
+                raise ValueError(f"{meta.get('source', dataset.name)}: split {meta.get('split', '?')!r}: modality {m!r}: "
+                                 f"expected feature size {self.mean[m].shape[0]}, found {x.shape[-1]} (the expected "
+                                 "size is the training data's, saved in the run's standardizer)")
         return MultimodalDataset({m: self._apply(x, m, False) for m, x in dataset.features.items()},
                                  dataset.targets, dataset.task, dataset.num_outputs, dataset.frame_masks,
                                  dataset.present, dataset.ids, dataset.name, dataset.meta)

@@ -138,3 +138,23 @@ def test_real_mosi_crossfit_reports_on_leak_free_videos_only(mosi_dir):
 def test_real_mosi_via_env_var(mosi_dir, monkeypatch):
     monkeypatch.setenv("ROBUSTFUSION_DATA_MOSI_UTTERANCE", str(mosi_dir))
     assert sum(len(d) for d in load_dataset("mosi_utterance").values()) == 1447 + 255
+
+
+def test_split_with_another_feature_width_names_file_modality_and_widths(tmp_path, rng, build):
+    build.mosi_npz(tmp_path / "train.npz", rng)
+    p = build.mosi_npz(tmp_path / "valid.npz", rng, n_videos=5, video_prefix="w")
+    d = dict(np.load(p))
+    d["audio"] = d["audio"][:, :70]
+    np.savez(p, **d)
+    with pytest.raises(ValueError, match=r"valid\.npz: 'audio': expected feature width 73 \(as in .*train\.npz\), "
+                                         r"found 70"):
+        load_mosi_utterance(tmp_path)
+
+
+def test_string_valued_features_are_refused_by_name(tmp_path, rng, build):
+    p = build.mosi_npz(tmp_path / "train.npz", rng)
+    d = dict(np.load(p))
+    d["audio"] = d["audio"].astype(str)
+    np.savez(p, **d)
+    with pytest.raises(ValueError, match=r"train\.npz: 'audio': expected numeric values, found dtype <U"):
+        load_mosi_utterance(tmp_path)

@@ -128,3 +128,19 @@ def test_refuses_foreign_globals(tmp_path, rng, build):
     raw["train"]["id"] = _Boom()
     with pytest.raises(UnsafePickleError, match=r"evil\.pkl.*builtins\.eval"):
         load_mult(build.pickle(tmp_path / "evil.pkl", raw))
+
+
+def test_split_with_another_feature_width_names_file_and_split(tmp_path, rng, build):
+    raw = build.mult(rng, dims=(300, 5, 20), frames=(50, 50, 50))
+    raw["valid"] = build.mult_split(rng, 3, dims=(300, 7, 20))
+    path = build.pickle(tmp_path / "mosi_data.pkl", raw)
+    with pytest.raises(ValueError, match=r"mosi_data\.pkl: split 'valid': modality 'audio': expected feature size 5 "
+                                         r"\(as in split 'train'\), found 7"):
+        load_mult(path, name="mosi_mult")
+    # another file than the one a run was trained on: the standardizer names the file and split
+    from robustfusion.data.standardize import Standardizer
+
+    ok = load_mult(build.pickle(tmp_path / "a.pkl", build.mult(rng, dims=(300, 5, 20))), name="mosi_mult")
+    other = load_mult(build.pickle(tmp_path / "copy.pkl", build.mult(rng, dims=(300, 7, 20))), name="mosi_mult")
+    with pytest.raises(ValueError, match=r"copy\.pkl: split 'test': modality 'audio': expected feature size 5, found 7"):
+        Standardizer.fit(ok["train"]).transform(other["test"])
