@@ -105,6 +105,19 @@ def _metric_fn(task: str, metrics) -> Callable[[Tensor, Tensor], dict[str, float
     return fn
 
 
+def _check_has_frames(dataset, name: str) -> None:
+    """``frame_rate`` drops frames of sequence modalities; on utterance-level data (every
+    modality ``[N, D]``) it would drop nothing and report a flat curve, so it is refused."""
+    features = getattr(dataset, "features", None)
+    if not isinstance(features, dict) or not features:
+        return
+    shapes = {m: tuple(x.shape[1:]) for m, x in features.items()}
+    if all(x.dim() < 3 for x in features.values()):
+        raise ValueError(f"protocols: 'frame_rate' drops frames of sequences, but dataset {name!r} is utterance-level "
+                         f"(one vector per sample; feature shapes {shapes}): its curve would be flat. Leave it out "
+                         "(eval.protocols=[subsets,sample_rate])")
+
+
 def evaluate(predictor, dataset, *, protocols: Sequence[str] = PROTOCOLS,
              levels: Sequence[float] = DEFAULT_LEVELS, seed: int = 0, batch_size: int = 256,
              dataset_name: str | None = None, model_name: str | None = None, split: str = "test",
@@ -118,7 +131,9 @@ def evaluate(predictor, dataset, *, protocols: Sequence[str] = PROTOCOLS,
             ``predict(batch) -> [B, K]`` (e.g. the synthetic benchmark's oracle).
         dataset: a :class:`robustfusion.data.MultimodalDataset` (``.task``, ``.modalities``,
             ``.batches()``, ``.name``).
-        protocols: any of ``"subsets"``, ``"sample_rate"``, ``"frame_rate"``.
+        protocols: any of ``"subsets"``, ``"sample_rate"``, ``"frame_rate"``. ``"frame_rate"``
+            is refused (``ValueError``) on utterance-level data, where every modality is
+            ``[N, D]``: there are no frames to drop and its curve would be flat.
         levels: rates for the sweeps (default 0.0, 0.1, ..., 1.0).
         seed: seeds the drop generators (one per ``(seed, protocol, level)``).
         batch_size: evaluation batch size; the drop pattern depends on it (fixed order).
@@ -143,6 +158,8 @@ def evaluate(predictor, dataset, *, protocols: Sequence[str] = PROTOCOLS,
     if bad or not protocols:
         raise ValueError(f"protocols: expected a non-empty selection of {PROTOCOLS}, found {protocols}")
     levels = _check_levels(levels) if any(p in SWEEP_PROTOCOLS for p in protocols) else []
+    if "frame_rate" in protocols:
+        _check_has_frames(dataset, dataset_name or getattr(dataset, "name", "dataset"))
     task = dataset.task
     metric_fn = _metric_fn(task, metrics)
     dataset_name = dataset_name or getattr(dataset, "name", "dataset")

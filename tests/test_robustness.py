@@ -234,3 +234,20 @@ def test_evaluate_many_names_models_and_seeds():
     assert len(rows) == 4 * 7
     with pytest.raises(ValueError, match="seeds="):
         evaluate_many({"a": Recorder()}, ds, seed=1)
+
+
+def test_frame_rate_on_utterance_level_data_is_refused_not_a_flat_curve():
+    """Issue 14: one vector per sample has no frames to drop; the curve would be flat (1.000)."""
+
+    class Zero:
+        def predict(self, batch):
+            return torch.zeros(batch.batch_size, 1)
+
+    g = torch.Generator().manual_seed(0)
+    ds = MultimodalDataset({"text": torch.randn(12, 4, generator=g), "audio": torch.randn(12, 3, generator=g)},
+                           torch.randn(12, generator=g), "regression", name="utt")
+    with pytest.raises(ValueError, match=r"'frame_rate' drops frames of sequences, but dataset 'utt' is "
+                                         r"utterance-level .*eval\.protocols=\[subsets,sample_rate\]"):
+        evaluate(Zero(), ds, protocols=("subsets", "frame_rate"), levels=[0.0, 1.0])
+    rows = evaluate(Zero(), ds, protocols=("subsets", "sample_rate"), levels=[0.0, 1.0])
+    assert {r["protocol"] for r in rows} >= {"subsets", "sample_rate"}
