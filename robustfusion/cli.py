@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 __all__ = ["build_parser", "main"]
 
@@ -21,10 +24,44 @@ _EXAMPLES = {
     "list": "example:\n  robustfusion list",
 }
 
+_RESUME_HELP = ("continue a killed run from its last checkpoint, with the config saved in RUN_DIR/config.yaml; "
+                "a CONFIG file or key=value overrides together with --resume are refused (a resumed run must "
+                "end exactly like the uninterrupted one: start a new run to change settings)")
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("robustfusion")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        from robustfusion import __version__
+
+        return __version__
+
+
+def check_writable(path: str | Path, what: str) -> None:
+    """Fail before any work when ``path`` (a directory to be created or written into) cannot be
+    written: the nearest existing ancestor must be a directory in which a file can be created."""
+    path = Path(path)
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise ValueError(f"{what} {path}: {probe} exists and is not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as err:
+        raise ValueError(f"{what} {path}: cannot write into {probe} ({err.strerror or err})") from None
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="robustfusion", description="Multimodal models that keep working when "
                                 "modalities go missing: train, evaluate under modality dropping, report.")
+    p.add_argument("--version", action="version", version=f"robustfusion {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     fmt = argparse.RawDescriptionHelpFormatter
 
@@ -32,13 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("config", nargs="?", help="YAML config (configs/<dataset>/<method>.yaml)")
     t.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=5 data.path=...")
     t.add_argument("--out", default="runs", help="parent directory of the run directory (default: runs)")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
+    t.add_argument("--resume", metavar="RUN_DIR", help=_RESUME_HELP)
 
     e = sub.add_parser("evaluate", help="robustness evaluation of a trained run", epilog=_EXAMPLES["evaluate"],
                        formatter_class=fmt)
     e.add_argument("run_dir")
     e.add_argument("overrides", nargs="*", help="key=value overrides (data.path, data.split, eval.*)")
     e.add_argument("--oracle", action="store_true", help="add the Bayes-optimal oracle row (synthetic data only)")
+    e.add_argument("--out", default=None, metavar="DIR",
+                   help="write robustness.csv, tables and plots here (default: RUN_DIR/eval/<split>)")
 
     r = sub.add_parser("report", help="tables and plots from the results of many runs", epilog=_EXAMPLES["report"],
                        formatter_class=fmt)
@@ -50,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("name", nargs="?", default=None, help="grid name (default: the synthetic benchmark)")
     rp.add_argument("overrides", nargs="*", help="key=value overrides applied to every run")
     rp.add_argument("--quick", action="store_true", help="the small version of the grid (about a minute)")
-    rp.add_argument("--out", default="results", help="output directory (default: results)")
+    rp.add_argument("--out", default="results", help="output directory (default: results); prints the headline "
+                    "table (the task's primary metric per modality subset) and the path of the full table.md")
 
     sub.add_parser("list", help="registered models, encoders, fusion layers, datasets, protocols, grids",
                    epilog=_EXAMPLES["list"], formatter_class=fmt)
@@ -61,15 +101,23 @@ def _cmd_train(args) -> int:
     from robustfusion.runner.api import resume_run, train_run
     from robustfusion.runner.config import load_config
 
+    if args.config is not None and "=" in args.config:
+        args.overrides.insert(0, args.config)
+        args.config = None
     if args.resume:
+        if args.config is not None:
+            raise ValueError(f"--resume {args.resume} continues with the config saved in the run directory; "
+                             f"found a config file too ({args.config}): drop one of them")
+        if args.overrides:
+            raise ValueError(f"--resume {args.resume} continues with the config saved in the run directory; "
+                             f"overrides {args.overrides} are not applied to a resumed run: start a new run instead")
+        check_writable(args.resume, "--resume")
         run = resume_run(args.resume)
     else:
         if args.config is None:
             raise ValueError("train: expected a config file (e.g. configs/synthetic/gmc.yaml) or --resume RUN_DIR")
-        if "=" in args.config:
-            args.overrides.insert(0, args.config)
-            args.config = None
         cfg = load_config(args.config, args.overrides)
+        check_writable(args.out, "--out")
         run = train_run(cfg, args.out)
     for split in ("valid", "test"):
         if split in run.final:
@@ -81,7 +129,18 @@ def _cmd_train(args) -> int:
 def _cmd_evaluate(args) -> int:
     from robustfusion.runner.api import evaluate_run
 
-    out, _ = evaluate_run(args.run_dir, args.overrides, oracle=args.oracle)
+    if not Path(args.run_dir, "config.yaml").is_file():
+        raise FileNotFoundError(f"{args.run_dir} is not a run directory: no config.yaml (expected the directory "
+                                "printed by `robustfusion train`)")
+    kwargs = {}
+    if args.out is not None:
+        if "out" not in inspect.signature(evaluate_run).parameters:
+            raise ValueError("evaluate --out: this version of robustfusion.runner.api.evaluate_run has no `out`")
+        check_writable(args.out, "--out")
+        kwargs["out"] = args.out
+    else:
+        check_writable(Path(args.run_dir) / "eval", "run directory")
+    out, _ = evaluate_run(args.run_dir, args.overrides, oracle=args.oracle, **kwargs)
     print((out / "table.md").read_text() if (out / "table.md").exists() else "")
     print(out / "robustness.csv")
     return 0
@@ -90,6 +149,7 @@ def _cmd_evaluate(args) -> int:
 def _cmd_report(args) -> int:
     from robustfusion.runner.api import report_dirs
 
+    check_writable(args.out, "--out")
     result = report_dirs(args.dirs, args.out)
     print(result.get("markdown", ""))
     print(args.out)
@@ -99,10 +159,32 @@ def _cmd_report(args) -> int:
 def _cmd_reproduce(args) -> int:
     from robustfusion.runner.reproduce import reproduce
 
+    check_writable(args.out, "--out")
     result = reproduce(args.name, quick=args.quick, out=args.out, overrides=args.overrides)
-    print(result["markdown"])
+    print(headline_table(result["markdown"], result.get("rows", ())))
+    print(f"full tables (every metric, both sweeps, AUILC): {Path(args.out) / 'table.md'}")
     print(args.out)
     return 0
+
+
+def headline_table(markdown: str, rows=()) -> str:
+    """The subsets table of the task's primary metric (MAE, Acc or Avg_F1) from a report's
+    markdown; the whole markdown when no such table is found."""
+    from robustfusion.metrics import PRIMARY_METRIC
+
+    present = {r["metric"] for r in rows}
+    for metric in [m for m in PRIMARY_METRIC.values() if m in present] or list(PRIMARY_METRIC.values()):
+        lines = markdown.splitlines()
+        start = next((i for i, ln in enumerate(lines) if ln.startswith(f"### {metric}: modality subset")), None)
+        if start is None:
+            continue
+        block = []
+        for ln in lines[start:]:
+            if block and ln.startswith(("#", "![", "Gap to oracle")):
+                break
+            block.append(ln)
+        return "\n".join(block).rstrip()
+    return markdown.rstrip()
 
 
 def _cmd_list(_args) -> int:
@@ -132,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                "reproduce": _cmd_reproduce, "list": _cmd_list}[args.command]
     try:
         return handler(args)
-    except (ValueError, FileNotFoundError, KeyError) as err:
+    except (ValueError, OSError, KeyError) as err:  # OSError: FileNotFoundError, PermissionError, disk full, ...
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"robustfusion {args.command}: error: {msg}", file=sys.stderr)
         return 2

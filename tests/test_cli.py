@@ -137,3 +137,102 @@ def test_a_killed_training_process_resumes_to_the_same_result(tmp_path):
     assert final["test"] == ref_final["test"] and final["valid"] == ref_final["valid"]
     epochs = [json.loads(line)["epoch"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2, 3, 4, 5, 6]
+
+
+# ---------------------------------------------------------------- issue 14
+def _one_line_error(capsys, argv, *needles) -> str:
+    """Exit 2 with one line ``robustfusion <cmd>: error: ...`` holding every needle, no traceback."""
+    err = _error(capsys, argv)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"robustfusion {argv[0]}: error: "), err
+    for needle in needles:
+        assert needle in err, (needle, err)
+    return err
+
+
+def test_version_from_package_metadata(capsys):
+    from importlib import metadata
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"robustfusion {metadata.version('robustfusion')}"
+
+
+def test_resume_refuses_a_config_file_and_overrides_instead_of_ignoring_them(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    _one_line_error(capsys, ["train", "--resume", str(run_dir), "train.epochs=40"],
+                    "overrides ['train.epochs=40'] are not applied to a resumed run")
+    _one_line_error(capsys, ["train", GMC_SYNTH, "--resume", str(run_dir)], "found a config file too", "gmc.yaml")
+    assert "refused" in build_parser_help("train")
+
+
+def build_parser_help(cmd: str) -> str:
+    from robustfusion.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[cmd]
+    return sub.format_help()
+
+
+def test_config_errors_are_one_line_and_come_before_training(tmp_path, capsys):
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- train\n- epochs\n")
+    _one_line_error(capsys, ["train", str(listed), "--out", str(tmp_path)], "list.yaml", "expected a YAML mapping",
+                    "found a list")
+    _one_line_error(capsys, ["train", GMC_SYNTH, "train.device=tpu", "--out", str(tmp_path)],
+                    "train.device", "'tpu'", "cuda:N")
+    _one_line_error(capsys, ["train", GMC_SYNTH, "train.monitor=MEA", "--out", str(tmp_path)],
+                    "train.monitor", "'MEA'", "'MAE'")
+    _one_line_error(capsys, ["train", GMC_SYNTH, *TINY, "model.params.hidden_dim=0", "--out", str(tmp_path)],
+                    "hidden_dim: expected a size >= 1, found 0")
+    assert not list(tmp_path.glob("*/config.yaml"))  # nothing was trained
+
+
+def test_unwritable_output_folders_fail_before_any_work(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    where = str(blocker / "sub")
+    _one_line_error(capsys, ["train", GMC_SYNTH, *TINY, "--out", where], "--out", "is not a directory")
+    _one_line_error(capsys, ["reproduce", "--quick", "--out", where], "--out", "is not a directory")
+    _one_line_error(capsys, ["report", str(tmp_path), "--out", where], "--out", "is not a directory")
+    fake_run = tmp_path / "run"
+    fake_run.mkdir()
+    (fake_run / "config.yaml").write_text("seed: 0\n")
+    (fake_run / "eval").write_text("a file where the eval folder goes")
+    _one_line_error(capsys, ["evaluate", str(fake_run)], "run directory", "is not a directory")
+    _one_line_error(capsys, ["evaluate", str(fake_run), "--out", where], "--out", "is not a directory")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_folders_fail_before_any_work(tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        _one_line_error(capsys, ["train", GMC_SYNTH, *TINY, "--out", str(ro / "runs")], "cannot write into")
+        _one_line_error(capsys, ["reproduce", "--quick", "--out", str(ro)], "cannot write into")
+    finally:
+        ro.chmod(0o755)
+
+
+def test_evaluate_out_writes_elsewhere(tmp_path, capsys):
+    assert main(["train", GMC_SYNTH, *TINY, "--out", str(tmp_path / "runs")]) == 0
+    run_dir = Path(_last_line(capsys.readouterr().out))
+    out = tmp_path / "elsewhere"
+    assert main(["evaluate", str(run_dir), *FAST_EVAL, "eval.protocols=[subsets]", "--out", str(out)]) == 0
+    assert Path(_last_line(capsys.readouterr().out)) == out / "robustness.csv"
+    assert (out / "robustness.csv").is_file() and not (run_dir / "eval").exists()
+
+
+def test_headline_table_is_the_primary_metric_subsets_table():
+    from robustfusion.cli import headline_table
+
+    lines = ["# Robustness report", "", "intro", "", "## synthetic (test)", "",
+             "### MAE: modality subset", "", "| model (MAE ↓) | text |", "|:---|---:|", "| gmc | 0.9 |", "",
+             "![MAE subsets](plots/x.png)", "", "### MAE: modality drop rate", "", "| a |"]
+    md = "\n".join(lines)
+    head = headline_table(md, [{"metric": "MAE"}, {"metric": "Corr"}])
+    assert head.splitlines()[0] == "### MAE: modality subset" and "| gmc | 0.9 |" in head
+    assert "drop rate" not in head and "png" not in head

@@ -9,6 +9,7 @@ variable that the data error names).
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from robustfusion.metrics import METRIC_DIRECTION
 from robustfusion.results import DEFAULT_LEVELS
 
 __all__ = [
@@ -151,6 +153,9 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = (),
             loaded = OmegaConf.load(path)
         except (yaml.YAMLError, UnicodeDecodeError, ValueError) as err:
             raise ConfigError(f"{path}: not a valid YAML config ({err})") from None
+        if not isinstance(loaded, DictConfig):
+            raise ConfigError(f"{path}: expected a YAML mapping of config keys (data:, model:, train:, ...) at the "
+                              f"top level, found a {type(loaded).__name__.replace('Config', '').lower() or 'value'}")
         cfg = _merge(cfg, loaded, str(path))
     bad = [o for o in overrides if "=" not in o]
     if bad:
@@ -161,6 +166,9 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = (),
     return cfg
 
 
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
 def _check_choices(cfg: DictConfig) -> None:
     choices = {"train.optimizer": ("adam", "adamw"), "train.scheduler": ("none", "cosine", "step"),
                "train.selection": ("best", "last")}
@@ -168,5 +176,12 @@ def _check_choices(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value not in allowed:
             raise ConfigError(f"config key {key!r}: expected one of {allowed}, found {value!r}")
+    device = str(cfg.train.device)
+    if not _DEVICE.fullmatch(device):
+        raise ConfigError(f"config key 'train.device': expected auto, cpu, cuda, cuda:N or mps, found {device!r}")
+    monitor = str(cfg.train.monitor)
+    if monitor and monitor not in METRIC_DIRECTION and not monitor.endswith(("_acc", "_F1")):
+        raise ConfigError(f"config key 'train.monitor': unknown metric {monitor!r}; expected '' (the task's primary "
+                          f"metric), one of {sorted(METRIC_DIRECTION)} or a per-emotion name such as 'Happy_F1'")
     if cfg.train.epochs < 1 or cfg.train.batch_size < 1:
         raise ConfigError(f"train.epochs and train.batch_size must be >= 1, found {cfg.train.epochs}, {cfg.train.batch_size}")
