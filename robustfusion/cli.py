@@ -159,6 +159,9 @@ def _cmd_report(args) -> int:
 def _cmd_reproduce(args) -> int:
     from robustfusion.runner.reproduce import reproduce
 
+    if args.name is not None and "=" in args.name:  # `reproduce key=value ...`: no grid name given
+        args.overrides.insert(0, args.name)
+        args.name = None
     check_writable(args.out, "--out")
     result = reproduce(args.name, quick=args.quick, out=args.out, overrides=args.overrides)
     print(headline_table(result["markdown"], result.get("rows", ())))
