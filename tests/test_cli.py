@@ -187,6 +187,10 @@ def test_config_errors_are_one_line_and_come_before_training(tmp_path, capsys):
                     "train.monitor", "'MEA'", "'MAE'")
     _one_line_error(capsys, ["train", GMC_SYNTH, *TINY, "model.params.hidden_dim=0", "--out", str(tmp_path)],
                     "hidden_dim: expected a size >= 1, found 0")
+    _one_line_error(capsys, ["train", GMC_SYNTH, "train.lr=-1", "--out", str(tmp_path)], "'train.lr'", "> 0", "-1.0")
+    _one_line_error(capsys, ["train", GMC_SYNTH, "eval.batch_size=0", "--out", str(tmp_path)], "'eval.batch_size'")
+    _one_line_error(capsys, ["train", GMC_SYNTH, "eval.protocols=[subset]", "--out", str(tmp_path)],
+                    "'eval.protocols'", "['subset']")
     assert not list(tmp_path.glob("*/config.yaml"))  # nothing was trained
 
 

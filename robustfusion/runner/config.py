@@ -19,6 +19,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from robustfusion.dropping import PROTOCOLS
 from robustfusion.metrics import METRIC_DIRECTION
 from robustfusion.results import DEFAULT_LEVELS
 
@@ -183,5 +184,20 @@ def _check_choices(cfg: DictConfig) -> None:
     if monitor and monitor not in METRIC_DIRECTION and not monitor.endswith(("_acc", "_F1")):
         raise ConfigError(f"config key 'train.monitor': unknown metric {monitor!r}; expected '' (the task's primary "
                           f"metric), one of {sorted(METRIC_DIRECTION)} or a per-emotion name such as 'Happy_F1'")
+    checks = [("train.lr", cfg.train.lr > 0, "> 0"), ("train.weight_decay", cfg.train.weight_decay >= 0, ">= 0"),
+              ("train.grad_clip", cfg.train.grad_clip >= 0, ">= 0 (0 disables)"),
+              ("train.patience", cfg.train.patience >= 0, ">= 0 (0 never stops early)"),
+              ("train.modality_dropout", 0 <= cfg.train.modality_dropout <= 1, "a rate in [0, 1]"),
+              ("eval.batch_size", cfg.eval.batch_size >= 1, ">= 1")]
+    for key, ok, expected in checks:
+        if not ok:
+            raise ConfigError(f"config key {key!r}: expected {expected}, found {OmegaConf.select(cfg, key)!r}")
+    protocols = list(cfg.eval.protocols)
+    unknown = [p for p in protocols if p not in PROTOCOLS]
+    if unknown or not protocols:
+        raise ConfigError(f"config key 'eval.protocols': expected a non-empty list of {list(PROTOCOLS)}, found {protocols}")
+    levels = list(cfg.eval.levels)
+    if not levels or any(not 0.0 <= lv <= 1.0 for lv in levels):
+        raise ConfigError(f"config key 'eval.levels': expected rates in [0, 1], found {levels}")
     if cfg.train.epochs < 1 or cfg.train.batch_size < 1:
         raise ConfigError(f"train.epochs and train.batch_size must be >= 1, found {cfg.train.epochs}, {cfg.train.batch_size}")
