@@ -22,7 +22,13 @@ from robustfusion.models import (
                                  register_model,
 )
 
-__version__ = "0.1.0"
+try:  # one source of truth: pyproject.toml, through the installed package's metadata
+    from importlib.metadata import PackageNotFoundError as _NotInstalled
+    from importlib.metadata import version as _version
+
+    __version__ = _version("robustfusion")
+except _NotInstalled:  # a source tree that was never installed
+    __version__ = "0.0.0+unknown"
 
 __all__ = ["GMC", "GMCContrastiveLoss", "GMCLossOutput", "GMCProgressive", "LateFusion", "ModelOutput",
            "MultimodalBatch", "MultimodalDataset", "MultimodalModel", "ProgressiveFusion", "__version__",

@@ -35,9 +35,7 @@ def _version() -> str:
     try:
         return metadata.version("robustfusion")
     except metadata.PackageNotFoundError:  # a source tree that was never installed
-        from robustfusion import __version__
-
-        return __version__
+        return "0.0.0+unknown"
 
 
 def check_writable(path: str | Path, what: str) -> None:

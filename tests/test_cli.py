@@ -157,6 +157,9 @@ def test_version_from_package_metadata(capsys):
         main(["--version"])
     assert exc.value.code == 0
     assert capsys.readouterr().out.strip() == f"robustfusion {metadata.version('robustfusion')}"
+    import robustfusion
+
+    assert robustfusion.__version__ == metadata.version("robustfusion")
 
 
 def test_resume_refuses_a_config_file_and_overrides_instead_of_ignoring_them(tmp_path, capsys):

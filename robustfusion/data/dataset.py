@@ -56,6 +56,11 @@ class MultimodalDataset(torch.utils.data.Dataset):
                 raise ValueError(f"modality {k!r}: expected {n} samples, found shape {tuple(v.shape)}")
             if v.dtype == torch.bool or v.is_complex():
                 raise ValueError(f"modality {k!r}: expected real-valued features, found dtype {v.dtype}")
+            if v.dim() == 3 and v.shape[1] == 0:
+                raise ValueError(f"modality {k!r}: expected sequences of at least one frame (T >= 1), found shape "
+                                 f"{tuple(v.shape)}")
+            if v.shape[-1] == 0:
+                raise ValueError(f"modality {k!r}: expected a feature size >= 1, found shape {tuple(v.shape)}")
         self.features = {k: v.to(torch.float32) for k, v in raw.items()}
         for k, v in self.features.items():
             finite = torch.isfinite(v)

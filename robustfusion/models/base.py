@@ -130,6 +130,8 @@ class MultimodalModel(nn.Module):
             raise ValueError("batch: expected at least one sample, found an empty batch")
         for m, d in self.modality_dims.items():
             x = batch.inputs[m]
+            if x.dim() >= 3 and x.shape[1] == 0:
+                raise ValueError(f"modality {m!r}: expected at least one frame (T >= 1), found shape {tuple(x.shape)}")
             found = x.shape[2] if x.dim() == 5 else x.shape[-1]  # raw frames [B, T, C, H, W]: channels
             if found != d:
                 what = "channel count" if x.dim() == 5 else "feature size"

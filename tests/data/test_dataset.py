@@ -139,3 +139,13 @@ def test_bad_input_raises():
         MultimodalDataset(features, targets, present=np.ones((N, 3), dtype=bool))
     with pytest.raises(ValueError, match=r"ids: expected 23 identifiers, found 2"):
         MultimodalDataset(features, targets, ids=["a", "b"])
+
+
+def test_empty_sequences_and_zero_width_features_are_refused():
+    """Issue 14: T = 0 or D = 0 gave a raw RNN/matmul traceback at the first forward."""
+    with pytest.raises(ValueError, match=r"modality 'text': expected sequences of at least one frame \(T >= 1\)"):
+        MultimodalDataset({"text": torch.randn(4, 0, 3)}, torch.randn(4))
+    with pytest.raises(ValueError, match=r"modality 'text': expected a feature size >= 1, found shape \(4, 0\)"):
+        MultimodalDataset({"text": torch.randn(4, 0)}, torch.randn(4))
+    # float64 / float16 features are stored as float32
+    assert MultimodalDataset({"text": torch.randn(4, 3).half()}, torch.randn(4)).features["text"].dtype == torch.float32

@@ -105,3 +105,12 @@ def test_nan_through_replace_is_refused_not_predicted(name):
     x[0, 0, 0] = float("nan")  # row 0 has every modality present
     with pytest.raises(ValueError, match=r"modality 'text': expected finite features, found nan"):
         model.predict(batch.replace(inputs={**batch.inputs, "text": x}))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_sequence_of_length_zero_refused_at_model_entry(name):
+    model = _small(name)
+    unchecked = MultimodalBatch({m: torch.zeros(2, 0 if m == "text" else 4, d) for m, d in DIMS.items()},
+                                validate=False)
+    with pytest.raises(ValueError, match=r"modality 'text': expected at least one frame \(T >= 1\)"):
+        model.predict(unchecked)
