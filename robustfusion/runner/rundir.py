@@ -53,7 +53,8 @@ __all__ = ["build_model_from_run", "create_run_dir", "env_info", "finish_run", "
 
 
 def run_name(cfg: DictConfig) -> str:
-    return cfg.name or f"{cfg.data.name}-{cfg.model.name}-seed{cfg.seed}"
+    """``<dataset>-<name>-seed<seed>``; ``<name>`` is the config's ``name``, else the model's."""
+    return f"{cfg.data.name}-{cfg.name or cfg.model.name}-seed{cfg.seed}"
 
 
 def env_info(device: torch.device | str) -> dict[str, Any]:
