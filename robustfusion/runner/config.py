@@ -97,7 +97,7 @@ class EvalConfig:
 @dataclass
 class RunConfig:
     seed: int = 0
-    name: str = ""  # run name; "" = <dataset>-<model>-seed<seed>
+    name: str = ""  # method label in result rows ("" = the model name); run dirs: <dataset>-<name>-seed<seed>
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
