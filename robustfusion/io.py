@@ -28,8 +28,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "atomic_write_json", "atomic_write_text", "current_umask", "make_temp_dir", "owner_tag", "recover_dir",
-           "remove_stale_temporaries", "replace_dir", "stale_owned_siblings"]
+__all__ = [
+    "atomic_write",
+    "atomic_write_json",
+    "atomic_write_text",
+    "current_umask",
+    "make_temp_dir",
+    "owner_tag",
+    "recover_dir",
+    "remove_stale_temporaries",
+    "replace_dir",
+    "stale_owned_siblings",
+]
 
 
 def current_umask() -> int:
