@@ -188,6 +188,10 @@ def test_config_errors_are_one_line_and_come_before_training(tmp_path, capsys):
                     "train.device", "'tpu'", "cuda:N")
     _one_line_error(capsys, ["train", GMC_SYNTH, "train.monitor=MEA", "--out", str(tmp_path)],
                     "train.monitor", "'MEA'", "'MAE'")
+    # a real metric of another task: refused before the run directory is made, not after epoch 1
+    _one_line_error(capsys, ["train", GMC_SYNTH, *TINY, "train.monitor=Acc", "--out", str(tmp_path / "runs")],
+                    "train.monitor='Acc'", "regression task", "'MAE'")
+    assert not (tmp_path / "runs").exists()
     _one_line_error(capsys, ["train", GMC_SYNTH, *TINY, "model.params.hidden_dim=0", "--out", str(tmp_path)],
                     "hidden_dim: expected a size >= 1, found 0")
     _one_line_error(capsys, ["train", GMC_SYNTH, "train.lr=-1", "--out", str(tmp_path)], "'train.lr'", "> 0", "-1.0")

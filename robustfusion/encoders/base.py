@@ -27,8 +27,21 @@ ENCODERS: Registry[nn.Module] = Registry("encoder")
 register_encoder = ENCODERS.register
 
 
+#: Size arguments of the registered encoders and the smallest value each may take.
+SIZE_MINIMUMS = {"in_dim": 1, "out_dim": 1, "hidden_dim": 1, "num_heads": 1, "num_layers": 1, "dim_feedforward": 1,
+                 "layers": 0, "context_dim": 0}
+
+
 def create_encoder(name: str, **kwargs) -> nn.Module:
-    """Build a registered encoder, e.g. ``create_encoder("gru", in_dim=74, out_dim=64)``."""
+    """Build a registered encoder, e.g. ``create_encoder("gru", in_dim=74, out_dim=64)``.
+
+    Raises:
+        ValueError: a size argument below its minimum (:data:`SIZE_MINIMUMS`), e.g. ``layers=-1``.
+    """
+    for key, low in SIZE_MINIMUMS.items():
+        value = kwargs.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value < low:
+            raise ValueError(f"encoder {name!r}: {key}: expected a size >= {low}, found {value}")
     return ENCODERS.create(name, **kwargs)
 
 

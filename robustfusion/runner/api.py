@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from robustfusion.data import MultimodalDataset, load_dataset
 from robustfusion.data.standardize import Standardizer
 from robustfusion.io import atomic_write_json, replace_dir
+from robustfusion.metrics import primary_metric
 from robustfusion.models.registry import MODELS, create_model
 from robustfusion.reporting import write_report
 from robustfusion.results import ORACLE, read_rows_csv, write_rows_csv
@@ -32,7 +33,13 @@ from robustfusion.runner.calibrate import (
     check_readout_task,
 )
 from robustfusion.runner.config import ConfigError, load_config
-from robustfusion.runner.fit import evaluate_dataset, fit, resolve_device, set_fallback_from_targets
+from robustfusion.runner.fit import (
+    check_monitor,
+    evaluate_dataset,
+    fit,
+    resolve_device,
+    set_fallback_from_targets,
+)
 from robustfusion.runner.rundir import (
     build_model_from_run,
     create_run_dir,
@@ -145,6 +152,7 @@ def train_run(cfg: DictConfig, out: str | Path = "runs", run_dir: str | Path | N
     if cfg.train.calibrate_subsets:
         check_readout_task(train.task)
     device = resolve_device(cfg.train.device)
+    check_monitor(model, splits["valid"], cfg.train.monitor or primary_metric(train.task), device)  # before any file
     if resume:
         repair_run_files(run_dir, cfg, model, device, data.standardizer)
     else:

@@ -39,6 +39,7 @@ from robustfusion.seeding import derived_seed
 
 __all__ = [
     "FitResult",
+    "check_monitor",
     "evaluate_dataset",
     "fit",
     "predict_dataset",
@@ -143,6 +144,17 @@ def _is_better(value: float, best: float | None, higher: bool) -> bool:
     return best is None or (value > best if higher else value < best)
 
 
+@torch.no_grad()
+def check_monitor(model: nn.Module, valid: MultimodalDataset, monitor: str, device: torch.device) -> None:
+    """Refuse, before the first epoch, a ``train.monitor`` that the task's metrics do not include
+    (the names come from the metrics of an untrained prediction on a few validation samples)."""
+    batch = next(iter(valid.batches(64)))
+    names = compute_metrics(valid.task, model.predict(batch.to(device)).cpu(), batch.targets.cpu())
+    if monitor not in names:
+        raise ValueError(f"train.monitor={monitor!r} is not a validation metric of a {valid.task} task; "
+                         f"available: {sorted(names)}")
+
+
 def fit(model: nn.Module, train: MultimodalDataset, valid: MultimodalDataset | None, cfg: Any, seed: int,
         run_dir: str | Path | None = None, resume: bool = False,
         on_epoch_end: Callable[[int], None] | None = None) -> FitResult:
@@ -165,6 +177,8 @@ def fit(model: nn.Module, train: MultimodalDataset, valid: MultimodalDataset | N
     opt = _build_optimizer(model, cfg)
     sched = _build_scheduler(opt, cfg)
     monitor = cfg.monitor or primary_metric(train.task)
+    if valid is not None:
+        check_monitor(model, valid, monitor, device)
     higher = higher_is_better(monitor)
     dropout = ModalityDropout(cfg.modality_dropout) if cfg.modality_dropout > 0 else None
     run_dir = Path(run_dir) if run_dir is not None else None
@@ -225,8 +239,6 @@ def fit(model: nn.Module, train: MultimodalDataset, valid: MultimodalDataset | N
         if valid is not None:
             vm = evaluate_dataset(model, valid, max(cfg.batch_size, 256), device)
             row.update({f"valid/{k}": v for k, v in vm.items()})
-            if monitor not in vm:
-                raise ValueError(f"train.monitor={monitor!r} is not a validation metric; available: {sorted(vm)}")
             value = float(vm[monitor])
             if getattr(cfg, "monitor_subsets", False):
                 value = subset_mean_metric(model, valid, monitor, max(cfg.batch_size, 256), device)

@@ -208,3 +208,11 @@ def test_masked_pooling_by_hand():
     torch.testing.assert_close(masked_last(h, mask), torch.stack([h[0, 2], torch.zeros(2)]))
     torch.testing.assert_close(masked_mean(h, None), h.mean(dim=1))
     torch.testing.assert_close(masked_last(h, None), h[:, -1])
+
+
+@pytest.mark.parametrize(("name", "kwargs"), [("mlp", {"layers": -1}), ("mlp", {"hidden_dim": 0}),
+                                              ("gru", {"num_layers": 0}), ("transformer", {"num_heads": 0})])
+def test_sizes_below_their_minimum_are_refused(name, kwargs):
+    key, value = next(iter(kwargs.items()))
+    with pytest.raises(ValueError, match=rf"encoder '{name}': {key}: expected a size >= \d, found {value}"):
+        create_encoder(name, in_dim=D, out_dim=OUT, **kwargs)
