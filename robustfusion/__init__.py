@@ -2,24 +2,25 @@
 
 Layers: ``robustfusion.encoders``, ``robustfusion.fusion``, ``robustfusion.heads``,
 ``robustfusion.losses``; models: ``create_model(name, **cfg)`` over ``list_models()``;
-data: ``load_dataset`` over ``list_datasets()``; evaluation: ``robustfusion.robustness``,
-``robustfusion.metrics``, ``robustfusion.reporting``; runs: ``robustfusion.runner`` and the
-``robustfusion`` command.
+data: ``load_dataset`` over ``list_datasets()``; evaluation: ``robustfusion.robustness`` (the
+evaluator), ``robustfusion.results`` (rows, CSV, aggregation), ``robustfusion.baselines``
+(per-subset specialists), ``robustfusion.metrics``, ``robustfusion.reporting``; runs:
+``robustfusion.runner`` and the ``robustfusion`` command. Import layers: CONTRIBUTING.md.
 """
 
 from robustfusion.batch import MultimodalBatch, replace_nonfinite
 from robustfusion.data import MultimodalDataset, list_datasets, load_dataset
 from robustfusion.losses import GMCContrastiveLoss, GMCLossOutput, gmc_contrastive_loss
 from robustfusion.models import (
-                                 GMC,
-                                 GMCProgressive,
-                                 LateFusion,
-                                 ModelOutput,
-                                 MultimodalModel,
-                                 ProgressiveFusion,
-                                 create_model,
-                                 list_models,
-                                 register_model,
+    GMC,
+    GMCProgressive,
+    LateFusion,
+    ModelOutput,
+    MultimodalModel,
+    ProgressiveFusion,
+    create_model,
+    list_models,
+    register_model,
 )
 
 try:  # one source of truth: pyproject.toml, through the installed package's metadata

@@ -28,7 +28,7 @@ Documented edge cases (the references return NaN or crash there):
   ``corrcoef`` gives NaN). A constant predictor carries no linear information, so 0 is the
   value that keeps seed averages and AUILC areas finite.
 * ``Non0_acc_2`` / ``Non0_F1_score`` are **NaN** when every label is exactly 0 (no sample is
-  left; MMSA crashes there). NaN stays NaN through :func:`robustfusion.robustness.aggregate`.
+  left; MMSA crashes there). NaN stays NaN through :func:`robustfusion.results.aggregate`.
 
 Emotion recognition (IEMOCAP four binary emotions, MulT ``eval_iemocap``): per emotion, binary
 accuracy and weighted F1; ``Avg_acc`` / ``Avg_F1`` are their unweighted means over emotions.
