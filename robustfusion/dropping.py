@@ -8,8 +8,13 @@ models evaluated with the same seed see the identical drop pattern:
 * ``sample_rate``: drop each modality of each sample independently with probability ``p``
   (option: always keep at least one);
 * ``frame_rate``: drop each frame of each sequence modality independently with rate ``r``
-  (EMT-DLFR / TFR-Net), one generator per modality;
-* :class:`ModalityDropout`: train-time modality dropout as an augmentation.
+  (EMT-DLFR / TFR-Net; LNLN's test protocol, see :func:`robustfusion.robustness.evaluate`), one
+  generator per modality;
+* ``missing_rate``: each modality of each sample missing with rate ``eta``, at least one modality
+  always kept (GCNet / CPM-Net's mask, :func:`drop_to_missing_rate`);
+* :class:`ModalityDropout`: train-time modality dropout as an augmentation;
+* :class:`RandomRateFrameDropout`: LNLN's train-time augmentation (a frame drop rate drawn per
+  sample and modality, half the samples of each modality left complete).
 """
 
 from __future__ import annotations
@@ -24,18 +29,24 @@ from robustfusion.batch import MultimodalBatch
 from robustfusion.seeding import derived_seed
 
 __all__ = [
+    "DEFAULT_PROTOCOLS",
     "PROTOCOLS",
     "ModalityDropout",
+    "RandomRateFrameDropout",
     "all_subsets",
     "drop_frames",
     "drop_samples",
+    "drop_to_missing_rate",
     "keep_subset",
     "protocol_generator",
     "protocol_seed",
     "subset_name",
 ]
 
-PROTOCOLS = ("subsets", "sample_rate", "frame_rate")
+#: Every test-time protocol the evaluator knows.
+PROTOCOLS = ("subsets", "sample_rate", "frame_rate", "missing_rate")
+#: The protocols :func:`robustfusion.robustness.evaluate` runs when none are named.
+DEFAULT_PROTOCOLS = ("subsets", "sample_rate", "frame_rate")
 
 
 def all_subsets(modalities: Iterable[str]) -> list[tuple[str, ...]]:
@@ -122,6 +133,81 @@ def drop_frames(batch: MultimodalBatch, rate: float, generators: Mapping[str, to
     return batch.with_frame_masks(new) if new else batch
 
 
+#: :func:`drop_to_missing_rate`: the batch-level tolerance on the kept fraction (GCNet's 0.005).
+MISSING_RATE_TOLERANCE = 0.005
+#: :func:`drop_to_missing_rate`: the fewest rows a pattern is drawn over (GCNet's 32).
+MISSING_RATE_MIN_ROWS = 32
+
+
+def _missing_rate_pattern(n_rows: int, n_mod: int, rate: float, generator: torch.Generator | None,
+                          tolerance: float) -> Tensor:
+    """``[n_rows, n_mod]`` bool kept-pattern of :func:`drop_to_missing_rate` (all modalities present)."""
+    keep_rate = 1.0 - rate
+    if rate == 0.0:
+        return torch.ones(n_rows, n_mod, dtype=torch.bool)
+    if keep_rate <= 1.0 / n_mod + 1e-9:  # only one modality per sample is left: exactly one kept
+        choice = torch.randint(0, n_mod, (n_rows,), generator=generator)
+        return torch.nn.functional.one_hot(choice, n_mod).bool()
+    # one modality per sample kept uniformly at random, every other cell kept with probability q,
+    # so that the expected kept fraction is keep_rate: 1/M + (1 - 1/M) q = keep_rate
+    q = (n_mod * keep_rate - 1.0) / (n_mod - 1.0)
+    rows = max(n_rows, MISSING_RATE_MIN_ROWS)
+    # never ask for a kept count the grid of rows x modalities cannot reach
+    tol = max(tolerance, 1.0 / (rows * n_mod))
+    for _ in range(100_000):
+        choice = torch.randint(0, n_mod, (rows,), generator=generator)
+        extra = torch.rand(rows, n_mod, generator=generator) < q
+        pattern = torch.nn.functional.one_hot(choice, n_mod).bool() | extra
+        if abs(pattern.double().mean().item() - keep_rate) < tol:
+            return pattern[:n_rows]
+    raise RuntimeError(f"missing_rate {rate}: no pattern within {tol} of the kept fraction {keep_rate} "
+                       "in 100000 draws")
+
+
+def drop_to_missing_rate(batch: MultimodalBatch, rate: float, generator: torch.Generator | None = None,
+                         tolerance: float = MISSING_RATE_TOLERANCE) -> MultimodalBatch:
+    """Mark each modality of each sample missing with rate ``rate``, always keeping one.
+
+    GCNet (Lian et al., "GCNet: Graph Completion Network for Incomplete Multimodal Learning in
+    Conversation", TPAMI 2023; code zeroQiaoba/GCNet, ``random_mask``, taken from CPM-Net) and the
+    MMIN-style papers that follow it, with ``rate`` (their ``eta`` / ``mask_rate``) in 0.0, 0.1,
+    ..., 0.7 for three modalities. Their mask, as their code builds it, for ``M`` modalities and
+    the ``B`` samples of a batch:
+
+    * ``rate == 0``: every modality kept (nothing is drawn);
+    * ``1 - rate <= 1/M`` (``rate >= 2/3`` for three modalities, so ``0.7`` too): exactly one
+      modality per sample, chosen uniformly; the realised missing rate is ``1 - 1/M`` (2/3 at
+      ``rate=0.7``), not ``rate``;
+    * otherwise: one modality per sample chosen uniformly is kept, and every other
+      (sample, modality) is kept independently with probability
+      ``q = (M (1 - rate) - 1) / (M - 1)``, so each modality is missing with rate ``rate`` and no
+      sample loses all. The pattern is drawn over ``max(B, 32)`` rows and redrawn until the kept
+      fraction of those rows is within ``tolerance`` (0.005) of ``1 - rate``; the first ``B``
+      rows are used. (GCNet reaches ``q`` by a two-step estimate from a first draw, quantised to
+      whole percent; here ``q`` is exact. The tolerance is widened to ``1 / (rows x M)`` when the
+      grid is too small to reach it, where GCNet's loop would not end.)
+
+    Draw order from ``generator`` (CPU): per attempt ``randint(0, M, (rows,))`` then
+    ``rand(rows, M)``. Modalities the batch already marks absent stay absent; a sample whose
+    kept modalities were all absent already keeps one of its present modalities, chosen
+    uniformly by one ``rand(B, M)`` drawn only when that happens. Only the presence mask changes.
+    """
+    _check_rate(rate, "missing_rate")
+    b, m = batch.present.shape
+    if b == 0 or m == 0:
+        return batch
+    pattern = _missing_rate_pattern(b, m, float(rate), generator, tolerance)
+    before = batch.present.cpu()
+    present = before & pattern
+    lost = ~present.any(dim=1) & before.any(dim=1)
+    if bool(lost.any()):
+        choice = torch.rand(b, m, generator=generator).masked_fill(~before, -1.0).argmax(dim=1)
+        rescue = torch.zeros_like(present)
+        rescue[torch.arange(b), choice] = True
+        present = present | (rescue & lost.unsqueeze(1))
+    return batch.with_present(present.to(batch.device))
+
+
 class ModalityDropout:
     """Train-time augmentation: drop each modality of each sample with probability ``p``.
 
@@ -159,3 +245,69 @@ class ModalityDropout:
             lost = ~present.any(dim=1) & batch.present.cpu().any(dim=1)
             present[lost] = batch.present.cpu()[lost]
         return batch.with_present(present.to(batch.device))
+
+
+
+class RandomRateFrameDropout:
+    """LNLN's train-time augmentation: frames dropped with a rate drawn per sample and modality.
+
+    LNLN (Zhang et al., "Towards Robust Multimodal Sentiment Analysis with Incomplete Data",
+    NeurIPS 2024, arXiv 2409.20012; code Haoyu-ha/LNLN, ``core/dataset.py``): for each modality,
+    every training sample gets a rate ``r ~ U(0, 1)``; a random half of the samples
+    (``int(N / 2)``, chosen without replacement, separately for each modality) gets ``r = 0``;
+    then each frame of that sample's sequence is kept when a fresh ``U(0, 1)`` draw exceeds
+    ``r``. Here, per call (one training batch of ``B`` samples), for each sequence modality in
+    batch order, from ``generator`` (CPU): ``rate = rand(B) * max_rate``; ``randperm(B)[:k]``
+    with ``k = int(B * complete_fraction)`` get rate 0; ``keep = rand(B, T) >= rate`` (a frame is
+    never dropped at rate 0); the result is ANDed with the batch's frame mask. With
+    ``same_complete_samples`` one ``randperm(B)[:k]`` is drawn first and the same samples are
+    complete in every modality (a reading of "half of the samples kept complete"; LNLN's code
+    picks the half per modality).
+
+    Differences from LNLN's code, on purpose: LNLN redraws the rates and halves once per epoch
+    over the whole training set (when its loader fetches index 0), reseeds NumPy with a fixed
+    seed before each modality's frame draws (so the frame draws repeat across epochs and
+    modalities of the same length), keeps BERT's [CLS]/[SEP] tokens, writes UNK (id 100) into
+    dropped text tokens and zeros into dropped audio/vision frames, and trains on the complete
+    and the dropped inputs together. Here only the frame mask changes (a sequence left with no
+    observed frame marks the modality absent, as :meth:`MultimodalBatch.with_frame_masks` does),
+    and every batch gets fresh draws.
+
+    Utterance-level modalities (``[B, D]``) are left as they are; a batch with no sequence
+    modality is refused (``ValueError``): there are no frames to drop.
+
+    Args:
+        max_rate: rates are drawn from ``U(0, max_rate)`` (LNLN: 1.0).
+        complete_fraction: fraction of the batch whose frames of a modality are all kept (LNLN: 0.5).
+        same_complete_samples: the complete samples are the same for every modality.
+    """
+
+    def __init__(self, max_rate: float = 1.0, complete_fraction: float = 0.5,
+                 same_complete_samples: bool = False) -> None:
+        _check_rate(float(max_rate), "random-rate frame dropout max_rate")
+        _check_rate(float(complete_fraction), "random-rate frame dropout complete_fraction")
+        self.max_rate, self.complete_fraction = float(max_rate), float(complete_fraction)
+        self.same_complete_samples = bool(same_complete_samples)
+
+    def __repr__(self) -> str:
+        return (f"RandomRateFrameDropout(max_rate={self.max_rate}, complete_fraction={self.complete_fraction}, "
+                f"same_complete_samples={self.same_complete_samples})")
+
+    def __call__(self, batch: MultimodalBatch, generator: torch.Generator | None = None) -> MultimodalBatch:
+        seq = [m for m in batch.modalities if batch.inputs[m].dim() >= 3]
+        if not seq:
+            shapes = {m: tuple(x.shape) for m, x in batch.inputs.items()}
+            raise ValueError(f"RandomRateFrameDropout drops frames of sequences, but every modality of the batch is "
+                             f"utterance-level (one vector per sample; shapes {shapes}); use ModalityDropout")
+        b = batch.present.shape[0]
+        k = int(b * self.complete_fraction)
+        shared = torch.randperm(b, generator=generator)[:k] if self.same_complete_samples else None
+        new = {}
+        for m in seq:
+            rate = torch.rand(b, generator=generator) * self.max_rate
+            complete = shared if shared is not None else torch.randperm(b, generator=generator)[:k]
+            rate[complete] = 0.0
+            keep = torch.rand(batch.inputs[m].shape[:2], generator=generator) >= rate.unsqueeze(1)
+            old = batch.frame_mask(m)
+            new[m] = keep.to(batch.device) if old is None else (old & keep.to(old.device))
+        return batch.with_frame_masks(new)

@@ -1,4 +1,6 @@
-"""Modality-dropping protocols: subsets, sample-level rates, frame-level rates, train-time dropout."""
+"""Modality-dropping protocols: subsets, sample-level rates, frame-level rates, GCNet's missing rate
+with one modality kept, train-time dropout, LNLN's random-rate frame dropout. The published
+protocols are checked against hand-written loop references of their drop patterns."""
 
 from __future__ import annotations
 
@@ -7,11 +9,14 @@ import torch
 
 from robustfusion import MultimodalBatch
 from robustfusion.dropping import (
+    DEFAULT_PROTOCOLS,
     PROTOCOLS,
     ModalityDropout,
+    RandomRateFrameDropout,
     all_subsets,
     drop_frames,
     drop_samples,
+    drop_to_missing_rate,
     keep_subset,
     protocol_generator,
     protocol_seed,
@@ -35,7 +40,8 @@ def test_all_subsets_smallest_first_in_modality_order():
                        ("audio", "vision"), ("text", "audio", "vision")]
     assert len(all_subsets(["a", "b", "c", "d", "e"])) == 2**5 - 1
     assert subset_name(("text", "audio")) == "text+audio"
-    assert set(PROTOCOLS) == {"subsets", "sample_rate", "frame_rate"}
+    assert set(PROTOCOLS) == {"subsets", "sample_rate", "frame_rate", "missing_rate"}
+    assert DEFAULT_PROTOCOLS == ("subsets", "sample_rate", "frame_rate")
 
 
 def test_keep_subset_marks_only_the_others_absent():
@@ -211,3 +217,180 @@ def test_modality_dropout_undoes_a_draw_that_would_empty_a_sample():
     emptied_rows = out.sum(dim=1) == 2  # rows whose draw was undone keep both of their modalities
     assert emptied_rows.any() and not out[:, 2].any()
     assert bool(out.any(dim=1).all())
+
+
+
+# --------------------------------------------------------------------------- missing_rate (GCNet)
+def _reference_missing_rate(present: torch.Tensor, rate: float, g: torch.Generator) -> torch.Tensor:
+    """GCNet's / CPM-Net's ``random_mask`` written out cell by cell, with the same draws in the
+    same order: nothing drawn at rate 0; one modality per sample when 1 - rate <= 1/M; else one
+    modality per sample kept at random plus every cell kept with q = (M (1 - rate) - 1) / (M - 1),
+    over max(B, 32) rows, redrawn until the kept fraction is within 0.005 (or one cell) of
+    1 - rate. Then: absent stays absent; a sample left with none keeps a random present one."""
+    b, m = present.shape
+    keep = 1.0 - rate
+    if rate == 0.0:
+        pattern = [[True] * m for _ in range(b)]
+    elif keep <= 1.0 / m + 1e-9:
+        choice = torch.randint(0, m, (b,), generator=g).tolist()
+        pattern = [[j == choice[i] for j in range(m)] for i in range(b)]
+    else:
+        q = (m * keep - 1.0) / (m - 1.0)
+        rows = max(b, 32)
+        while True:
+            choice = torch.randint(0, m, (rows,), generator=g).tolist()
+            u = torch.rand(rows, m, generator=g).tolist()
+            pattern = [[j == choice[i] or u[i][j] < q for j in range(m)] for i in range(rows)]
+            kept = sum(sum(row) for row in pattern)
+            if abs(kept / (rows * m) - keep) < max(0.005, 1.0 / (rows * m)):
+                break
+        pattern = pattern[:b]
+    out = [[bool(present[i, j]) and pattern[i][j] for j in range(m)] for i in range(b)]
+    lost = [not any(out[i]) and bool(present[i].any()) for i in range(b)]
+    if any(lost):
+        u = torch.rand(b, m, generator=g).tolist()
+        for i in range(b):
+            if lost[i]:
+                cands = [j for j in range(m) if present[i, j]]
+                out[i][max(cands, key=lambda j: u[i][j])] = True
+    return torch.tensor(out, dtype=torch.bool)
+
+
+@pytest.mark.parametrize("b", [5, 32, 100])
+@pytest.mark.parametrize("rate", [0.0, 0.1, 0.3, 0.5, 0.6, 0.7, 1.0])
+def test_missing_rate_matches_the_hand_written_reference(b, rate):
+    for n_mod in (2, 3):
+        present = torch.ones(b, n_mod, dtype=torch.bool)
+        batch = MultimodalBatch({f"m{j}": torch.randn(b, 2) for j in range(n_mod)}, present=present)
+        got = drop_to_missing_rate(batch, rate, protocol_generator(0, "missing_rate", rate)).present
+        want = _reference_missing_rate(present, rate, protocol_generator(0, "missing_rate", rate))
+        assert torch.equal(got, want), (n_mod, rate, b)
+
+
+def test_missing_rate_reference_with_modalities_absent_in_the_data():
+    g = torch.Generator().manual_seed(1)
+    present = torch.rand(64, 3, generator=g) > 0.4
+    present[0] = False  # a sample with nothing stays empty
+    batch = _batch(64, present=present)
+    for rate in (0.3, 0.6, 0.7):
+        got = drop_to_missing_rate(batch, rate, protocol_generator(4, "missing_rate", rate)).present
+        want = _reference_missing_rate(present, rate, protocol_generator(4, "missing_rate", rate))
+        assert torch.equal(got, want)
+        assert not (got & ~present).any()  # never adds a modality
+        assert bool(got[1:][present[1:].any(dim=1)].any(dim=1).all())
+        assert not got[0].any()
+
+
+def test_missing_rate_keeps_one_and_hits_the_rate():
+    batch = _batch(300)
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(drop_to_missing_rate(batch, 0.0, g).present, batch.present)
+    assert torch.equal(g.get_state(), torch.Generator().manual_seed(0).get_state())  # rate 0 draws nothing
+    for rate in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6):
+        out = drop_to_missing_rate(batch, rate, protocol_generator(0, "missing_rate", rate)).present
+        assert bool(out.any(dim=1).all()), rate
+        # B >= 32: the whole batch is the drawn grid, within GCNet's tolerance of 1 - rate
+        assert abs(out.float().mean().item() - (1 - rate)) < 0.005, rate
+    # 0.7 with three modalities (and anything above 2/3): exactly one modality per sample
+    for rate in (0.7, 0.9, 1.0):
+        assert bool((drop_to_missing_rate(batch, rate, g).present.sum(dim=1) == 1).all())
+
+
+def test_missing_rate_is_the_same_for_every_modality():
+    """Each modality is missing with rate eta (not only the average): 200 batches of 64."""
+    batch = _batch(64)
+    g = torch.Generator().manual_seed(2)
+    for rate in (0.3, 0.5):
+        kept = torch.stack([drop_to_missing_rate(batch, rate, g).present for _ in range(200)]).float()
+        assert torch.allclose(1 - kept.mean(dim=(0, 1)), torch.full((3,), rate), atol=0.01), rate
+    one_hot = torch.stack([drop_to_missing_rate(batch, 0.7, g).present for _ in range(200)]).float()
+    assert torch.allclose(one_hot.mean(dim=(0, 1)), torch.full((3,), 1 / 3), atol=0.01)
+
+
+def test_missing_rate_seeding_and_checks():
+    batch = _batch(64)
+    a = drop_to_missing_rate(batch, 0.4, protocol_generator(0, "missing_rate", 0.4)).present
+    b = drop_to_missing_rate(batch, 0.4, protocol_generator(0, "missing_rate", 0.4)).present
+    c = drop_to_missing_rate(batch, 0.4, protocol_generator(1, "missing_rate", 0.4)).present
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert drop_to_missing_rate(batch, 0.4, protocol_generator(0, "missing_rate", 0.4)).frame_masks == batch.frame_masks
+    with pytest.raises(ValueError, match="missing_rate"):
+        drop_to_missing_rate(batch, 1.5)
+
+
+# --------------------------------------------------------------------------- LNLN train-time augmentation
+def _reference_random_rate(batch: MultimodalBatch, g: torch.Generator, max_rate=1.0, complete_fraction=0.5,
+                           same=False) -> dict[str, torch.Tensor]:
+    """LNLN's training mask written out sample by sample, same draws in the same order: per
+    sequence modality a rate U(0, max_rate) per sample, int(B * fraction) samples (randperm)
+    at rate 0, a frame kept when its U(0, 1) draw is >= the sample's rate."""
+    b = batch.present.shape[0]
+    k = int(b * complete_fraction)
+    shared = torch.randperm(b, generator=g)[:k].tolist() if same else None
+    out = {}
+    for m in batch.modalities:
+        x = batch.inputs[m]
+        if x.dim() < 3:
+            continue
+        rate = (torch.rand(b, generator=g) * max_rate).tolist()
+        complete = shared if same else torch.randperm(b, generator=g)[:k].tolist()
+        for i in complete:
+            rate[i] = 0.0
+        u = torch.rand(b, x.shape[1], generator=g).tolist()
+        old = batch.frame_mask(m)
+        out[m] = torch.tensor([[u[i][t] >= rate[i] and (old is None or bool(old[i, t])) for t in range(x.shape[1])]
+                               for i in range(b)])
+    return out
+
+
+@pytest.mark.parametrize("same", [False, True])
+def test_random_rate_frame_dropout_matches_the_hand_written_reference(same):
+    fm = {"text": torch.rand(9, 5, generator=torch.Generator().manual_seed(5)) > 0.3}
+    fm["text"][:, 0] = True
+    batch = _batch(9, frame_masks=fm)
+    for max_rate, frac in ((1.0, 0.5), (0.5, 0.25)):
+        aug = RandomRateFrameDropout(max_rate, frac, same_complete_samples=same)
+        got = aug(batch, torch.Generator().manual_seed(3))
+        want = _reference_random_rate(batch, torch.Generator().manual_seed(3), max_rate, frac, same)
+        assert set(got.frame_masks) == {"text", "vision"} == set(want)
+        for m in ("text", "vision"):
+            assert torch.equal(got.frame_mask(m), want[m]), m
+        assert got.frame_mask("audio") is None
+
+
+def test_random_rate_frame_dropout_rates_and_complete_half():
+    batch = _batch(2000, t=40)
+    out = RandomRateFrameDropout()(batch, torch.Generator().manual_seed(0))
+    for m in ("text", "vision"):
+        kept = out.frame_mask(m).float().mean(dim=1)  # per sample: 1 - its rate (+ noise)
+        complete = int((kept == 1.0).sum())
+        assert 1000 <= complete <= 1060  # exactly half at rate 0, a few others by chance (rate < ~0.03)
+        # the other half: rate ~ U(0, 1), so the kept fraction is ~ U(0, 1): mean 0.5
+        assert abs(kept.mean().item() - 0.75) < 0.02
+    # per modality: different halves; same_complete_samples: the same half everywhere
+    t_full = out.frame_mask("text").all(dim=1)
+    v_full = out.frame_mask("vision").all(dim=1)
+    assert (t_full != v_full).any()
+    same = RandomRateFrameDropout(same_complete_samples=True)(batch, torch.Generator().manual_seed(0))
+    both = same.frame_mask("text").all(dim=1) & same.frame_mask("vision").all(dim=1)
+    assert int(both.sum()) >= 1000
+    # a sequence left with no frame marks its modality absent (the batch's rule), nothing else does
+    assert torch.equal(out.present[:, 0], out.frame_mask("text").any(dim=1))
+    assert bool(out.present[:, 1].all())
+
+
+def test_random_rate_frame_dropout_edges():
+    batch = _batch(16)
+    none = RandomRateFrameDropout(max_rate=0.0)(batch, torch.Generator().manual_seed(0))
+    assert all(bool(none.frame_mask(m).all()) for m in ("text", "vision"))
+    a = RandomRateFrameDropout()(batch, torch.Generator().manual_seed(1))
+    b = RandomRateFrameDropout()(batch, torch.Generator().manual_seed(1))
+    assert all(torch.equal(a.frame_mask(m), b.frame_mask(m)) for m in ("text", "vision"))
+    assert torch.equal(a.present[:, 1], batch.present[:, 1])  # utterance-level audio untouched
+    utterance = MultimodalBatch({"text": torch.randn(4, 3), "audio": torch.randn(4, 2)})
+    with pytest.raises(ValueError, match="utterance-level"):
+        RandomRateFrameDropout()(utterance)
+    with pytest.raises(ValueError, match="max_rate"):
+        RandomRateFrameDropout(max_rate=1.5)
+    with pytest.raises(ValueError, match="complete_fraction"):
+        RandomRateFrameDropout(complete_fraction=-0.1)
