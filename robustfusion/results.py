@@ -7,9 +7,10 @@ What the evaluator (:mod:`robustfusion.robustness`) writes and the reports
 dataset    dataset name
 model      model name (:data:`ORACLE` for the synthetic benchmark's Bayes-optimal predictor)
 seed       the evaluation seed (int)
-protocol   ``"subsets"``, ``"sample_rate"`` or ``"frame_rate"``
+protocol   ``"subsets"``, ``"sample_rate"``, ``"frame_rate"`` or ``"missing_rate"``
 level      sweeps: the rate as a float rounded to 6 digits; ``subsets``: ``None`` (empty in
-           CSV); summary rows: :data:`AUILC_LEVEL` or :data:`RELATIVE_LEVEL`
+           CSV); summary rows: :data:`AUILC_LEVEL`, :data:`RELATIVE_LEVEL` or
+           :data:`MEAN_LEVEL` (``frame_rate`` only)
 subset     ``subsets``: the kept modalities joined by ``+`` (``"text+audio"``); sweeps:
            :data:`SWEEP_SUBSET`
 split      ``"test"``, ``"valid"``, ...
@@ -38,9 +39,14 @@ __all__ = [
     "AUILC_LEVEL",
     "DEFAULT_LEVELS",
     "GROUP_FIELDS",
+    "MEAN_LEVEL",
+    "MEAN_LEVELS",
+    "MISSING_RATE_LEVELS",
     "ORACLE",
+    "PROTOCOL_LEVELS",
     "RELATIVE_LEVEL",
     "ROW_FIELDS",
+    "SUMMARY_LEVELS",
     "SWEEP_PROTOCOLS",
     "SWEEP_SUBSET",
     "aggregate",
@@ -60,9 +66,22 @@ DEFAULT_LEVELS = tuple(round(0.1 * i, 6) for i in range(11))
 AUILC_LEVEL = "auilc"
 #: Level of the summary rows: relative robustness (AUILC / (metric at 0.0 x level range)).
 RELATIVE_LEVEL = "relative"
+#: Level of the summary rows: the mean of the metric over the rates :data:`MEAN_LEVELS`
+#: (0.0, 0.1, ..., 0.9), LNLN's headline number for ``frame_rate`` (Zhang et al., NeurIPS 2024:
+#: ``robust_evaluation.py`` sweeps these ten rates). Written only when every one of them was
+#: evaluated.
+MEAN_LEVEL = "mean_0-0.9"
+#: The rates :data:`MEAN_LEVEL` averages over (1.0 left out, as LNLN does).
+MEAN_LEVELS = tuple(round(0.1 * i, 6) for i in range(10))
+#: Summary levels in the order tables show them, after the numeric levels.
+SUMMARY_LEVELS = (AUILC_LEVEL, RELATIVE_LEVEL, MEAN_LEVEL)
 #: ``subset`` of every sweep row (all modalities are candidates for dropping).
 SWEEP_SUBSET = "all"
-SWEEP_PROTOCOLS = ("sample_rate", "frame_rate")
+SWEEP_PROTOCOLS = ("sample_rate", "frame_rate", "missing_rate")
+#: ``missing_rate`` rates 0.0, 0.1, ..., 0.7 (GCNet's, three modalities, at least one kept).
+MISSING_RATE_LEVELS = tuple(round(0.1 * i, 6) for i in range(8))
+#: Default rates of each sweep protocol.
+PROTOCOL_LEVELS = {"sample_rate": DEFAULT_LEVELS, "frame_rate": DEFAULT_LEVELS, "missing_rate": MISSING_RATE_LEVELS}
 #: Model name of the synthetic benchmark's Bayes-optimal predictor (the reference row).
 ORACLE = "oracle"
 

@@ -6,7 +6,21 @@ Protocols (test-time dropping from :mod:`robustfusion.dropping`, never magic fea
   partial-observation protocol (Poklukar et al., arXiv 2202.03390, Table 3);
 * ``"sample_rate"``: each (sample, modality) dropped independently with probability ``level``;
 * ``"frame_rate"``: each frame of each sequence modality dropped with rate ``level``
-  (TFR-Net, Yuan et al., ACM MM 2021; EMT-DLFR, Sun et al., arXiv 2208.07589).
+  (TFR-Net, Yuan et al., ACM MM 2021; EMT-DLFR, Sun et al., arXiv 2208.07589). It is also LNLN's
+  test protocol (Zhang et al., NeurIPS 2024, arXiv 2409.20012; ``robust_evaluation.py`` with
+  ``core/dataset.py::generate_m``): one rate for every frame of every modality, rates 0.0, 0.1,
+  ..., 0.9, the headline number being their mean (the :data:`~robustfusion.results.MEAN_LEVEL`
+  summary row). LNLN's code differs in how the pattern is drawn, not in its law: it reseeds NumPy
+  with one fixed seed before each modality and each rate (so the frames dropped at a rate are
+  also dropped at every higher rate, and all models and seeds see one pattern), keeps BERT's
+  [CLS]/[SEP] tokens, and replaces dropped text tokens by UNK / audio-vision frames by zeros,
+  where this evaluator marks them in the frame mask (a modality with no frame left is absent);
+* ``"missing_rate"``: each modality of each sample missing with rate ``level``, at least one
+  modality always kept, levels 0.0, 0.1, ..., 0.7 by default (GCNet, Lian et al., TPAMI 2023;
+  MMIN-style; the mask of :func:`robustfusion.dropping.drop_to_missing_rate`). Unlike
+  ``sample_rate`` with ``keep_at_least_one`` (drop at rate ``p``, then give one modality back to a
+  sample left with none, so fewer than ``p`` go missing), the realised missing rate is ``level``
+  (up to ``1 - 1/M``: 2/3 at ``0.7`` for three modalities).
 
 Every model sees the identical drop pattern: one generator per ``(seed, protocol, level)``
 (``frame_rate``: per modality too) from :func:`robustfusion.dropping.protocol_generator`,
@@ -21,7 +35,10 @@ Summary rows per sweep protocol and metric (same protocol, ``subset="all"``):
   including 0.0 (TFR-Net / EMT-DLFR "area under indicators line chart");
 * ``level="relative"``: relative robustness = AUILC / (metric at level 0.0 x (max level - min
   level)); 1.0 means no degradation. NaN when 0.0 is not among the levels or the metric at 0.0
-  is 0.
+  is 0;
+* ``level="mean_0-0.9"`` (``frame_rate`` only): the mean of the metric over the rates 0.0, 0.1,
+  ..., 0.9 (LNLN's headline number), written only when all ten were evaluated. These rows come
+  after every AUILC / relative row, so the rows of an evaluation without them are unchanged.
 
 The summaries live here, with the evaluator that makes the curves, rather than in
 :mod:`robustfusion.results`: they are per-seed metrics computed once from raw sweep rows (reports
@@ -40,10 +57,12 @@ from torch import Tensor
 
 from robustfusion.batch import MultimodalBatch
 from robustfusion.dropping import (
+    DEFAULT_PROTOCOLS,
     PROTOCOLS,
     all_subsets,
     drop_frames,
     drop_samples,
+    drop_to_missing_rate,
     keep_subset,
     protocol_generator,
     subset_name,
@@ -51,7 +70,9 @@ from robustfusion.dropping import (
 from robustfusion.metrics import compute_metrics
 from robustfusion.results import (
     AUILC_LEVEL,
-    DEFAULT_LEVELS,
+    MEAN_LEVEL,
+    MEAN_LEVELS,
+    PROTOCOL_LEVELS,
     RELATIVE_LEVEL,
     ROW_FIELDS,
     SWEEP_PROTOCOLS,
@@ -71,6 +92,24 @@ def _check_levels(levels: Iterable[float]) -> list[float]:
     if not out:
         raise ValueError("levels: expected at least one rate, found none")
     return out
+
+
+def _levels_per_protocol(levels, protocols: Sequence[str]) -> dict[str, list[float]]:
+    """``{sweep protocol: sorted rates}``: ``None`` gives each protocol its default
+    (:data:`~robustfusion.results.PROTOCOL_LEVELS`), a sequence applies to every sweep, a
+    mapping names the rates per protocol (the others keep their default)."""
+    sweeps = [p for p in protocols if p in SWEEP_PROTOCOLS]
+    if isinstance(levels, Mapping):
+        unknown = sorted(set(levels) - set(SWEEP_PROTOCOLS))
+        if unknown:
+            raise ValueError(f"levels: keys {unknown} are not sweep protocols; expected some of {SWEEP_PROTOCOLS}")
+        return {p: _check_levels(levels[p] if p in levels else PROTOCOL_LEVELS[p]) for p in sweeps}
+    if levels is None:
+        return {p: _check_levels(PROTOCOL_LEVELS[p]) for p in sweeps}
+    if isinstance(levels, (str, bytes)) or not isinstance(levels, Iterable):
+        raise TypeError(f"levels: expected a sequence of rates or {{protocol: rates}}, found {levels!r}")
+    levels = list(levels)
+    return {p: _check_levels(levels) for p in sweeps}
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -118,8 +157,8 @@ def _check_has_frames(dataset, name: str) -> None:
                          "(eval.protocols=[subsets,sample_rate])")
 
 
-def evaluate(predictor, dataset, *, protocols: Sequence[str] = PROTOCOLS,
-             levels: Sequence[float] = DEFAULT_LEVELS, seed: int = 0, batch_size: int = 256,
+def evaluate(predictor, dataset, *, protocols: Sequence[str] = DEFAULT_PROTOCOLS,
+             levels: Sequence[float] | Mapping[str, Sequence[float]] | None = None, seed: int = 0, batch_size: int = 256,
              dataset_name: str | None = None, model_name: str | None = None, split: str = "test",
              keep_at_least_one: bool = False, device: str | torch.device = "cpu",
              metrics: Sequence[str] | Callable | None = None, reuse_latents: bool | None = None,
@@ -131,24 +170,30 @@ def evaluate(predictor, dataset, *, protocols: Sequence[str] = PROTOCOLS,
             ``predict(batch) -> [B, K]`` (e.g. the synthetic benchmark's oracle).
         dataset: a :class:`robustfusion.data.MultimodalDataset` (``.task``, ``.modalities``,
             ``.batches()``, ``.name``).
-        protocols: any of ``"subsets"``, ``"sample_rate"``, ``"frame_rate"``. ``"frame_rate"``
-            is refused (``ValueError``) on utterance-level data, where every modality is
-            ``[N, D]``: there are no frames to drop and its curve would be flat.
-        levels: rates for the sweeps (default 0.0, 0.1, ..., 1.0).
+        protocols: any of ``"subsets"``, ``"sample_rate"``, ``"frame_rate"``, ``"missing_rate"``
+            (default: the first three). ``"frame_rate"`` is refused (``ValueError``) on
+            utterance-level data, where every modality is ``[N, D]``: there are no frames to drop
+            and its curve would be flat.
+        levels: rates for the sweeps: ``None`` (default) gives each protocol its own
+            (:data:`~robustfusion.results.PROTOCOL_LEVELS`: 0.0, 0.1, ..., 1.0 for
+            ``sample_rate`` and ``frame_rate``, 0.0, ..., 0.7 for ``missing_rate``); a sequence
+            applies to every sweep; ``{protocol: rates}`` sets some (the others keep their default).
         seed: seeds the drop generators (one per ``(seed, protocol, level)``).
         batch_size: evaluation batch size; the drop pattern depends on it (fixed order).
         dataset_name, model_name: names written into the rows (default: ``dataset.name`` and the
             model's registry name or class name).
         split: split name written into the rows.
-        keep_at_least_one: ``sample_rate`` never leaves a sample with no modality.
+        keep_at_least_one: ``sample_rate`` never leaves a sample with no modality
+            (``missing_rate`` always keeps one).
         device: where batches go; an ``nn.Module`` predictor is moved there too.
         metrics: ``None`` (all metrics of the task), a list of metric names, or a callable
             ``(preds [N, K], targets) -> {name: value}``.
         reuse_latents: ``None`` (auto): when ``type(predictor).supports_latent_reuse`` is true,
-            encode each batch once (``encode``) and predict the ``subsets`` and ``sample_rate``
-            conditions with ``predict_from_latents`` (the per-modality latents do not depend on
+            encode each batch once (``encode``) and predict the ``subsets``, ``sample_rate`` and
+            ``missing_rate`` conditions with ``predict_from_latents`` (the per-modality latents do not depend on
             which modalities are present); ``False`` forces one full pass per condition.
-        summaries: append the AUILC / relative-robustness rows (:func:`summary_rows`).
+        summaries: append the AUILC / relative-robustness rows and ``frame_rate``'s mean over
+            0.0..0.9 (:func:`summary_rows`).
 
     Returns:
         Long-format rows (see the module docstring), in a fixed order.
@@ -157,7 +202,7 @@ def evaluate(predictor, dataset, *, protocols: Sequence[str] = PROTOCOLS,
     bad = [p for p in protocols if p not in PROTOCOLS]
     if bad or not protocols:
         raise ValueError(f"protocols: expected a non-empty selection of {PROTOCOLS}, found {protocols}")
-    levels = _check_levels(levels) if any(p in SWEEP_PROTOCOLS for p in protocols) else []
+    levels_of = _levels_per_protocol(levels, protocols)
     if "frame_rate" in protocols:
         _check_has_frames(dataset, dataset_name or getattr(dataset, "name", "dataset"))
     task = dataset.task
@@ -184,10 +229,11 @@ def evaluate(predictor, dataset, *, protocols: Sequence[str] = PROTOCOLS,
         if p == "subsets":
             conditions += [(p, None, subset_name(s)) for s in subsets]
         else:
-            conditions += [(p, lv, SWEEP_SUBSET) for lv in levels]
-    sample_gens = {lv: protocol_generator(seed, "sample_rate", lv) for lv in levels} if "sample_rate" in protocols else {}
-    frame_gens = ({lv: {m: protocol_generator(seed, "frame_rate", lv, m) for m in dataset.modalities} for lv in levels}
-                  if "frame_rate" in protocols else {})
+            conditions += [(p, lv, SWEEP_SUBSET) for lv in levels_of[p]]
+    sample_gens = {lv: protocol_generator(seed, "sample_rate", lv) for lv in levels_of.get("sample_rate", [])}
+    frame_gens = {lv: {m: protocol_generator(seed, "frame_rate", lv, m) for m in dataset.modalities}
+                  for lv in levels_of.get("frame_rate", [])}
+    missing_gens = {lv: protocol_generator(seed, "missing_rate", lv) for lv in levels_of.get("missing_rate", [])}
     preds: dict[tuple, list[Tensor]] = defaultdict(list)
     targets: list[Tensor] = []
 
@@ -201,13 +247,15 @@ def evaluate(predictor, dataset, *, protocols: Sequence[str] = PROTOCOLS,
                 targets.append(batch.targets.cpu())
                 clean = batch.replace(targets=None)
                 cache = predictor.encode(clean) if reuse_latents and (
-                    "subsets" in protocols or "sample_rate" in protocols) else None
+                    "subsets" in protocols or "sample_rate" in protocols or "missing_rate" in protocols) else None
 
                 for p, lv, sub in conditions:
                     if p == "subsets":
                         dropped, reusable = keep_subset(clean, subset_of[sub]), True
                     elif p == "sample_rate":
                         dropped, reusable = drop_samples(clean, lv, sample_gens[lv], keep_at_least_one), True
+                    elif p == "missing_rate":
+                        dropped, reusable = drop_to_missing_rate(clean, lv, missing_gens[lv]), True
                     else:
                         dropped, reusable = drop_frames(clean, lv, frame_gens[lv]), False
                     preds[(p, lv, sub)].append(_predict(predictor, dropped, cache if reusable else None))
@@ -281,14 +329,16 @@ def relative_robustness(levels: Sequence[float], values: Sequence[float]) -> flo
 
 def summary_rows(rows: Iterable[dict]) -> list[dict]:
     """AUILC and relative-robustness rows for every sweep curve in ``rows`` (one curve per
-    dataset, model, seed, split, protocol, subset, metric; numeric levels only)."""
+    dataset, model, seed, split, protocol, subset, metric; numeric levels only), then, after all
+    of them, a :data:`~robustfusion.results.MEAN_LEVEL` row (mean over the rates 0.0, ..., 0.9)
+    for every ``frame_rate`` curve that holds all ten."""
     curves: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
     for r in rows:
         lv = normalise_level(r["level"])
         if r["protocol"] in SWEEP_PROTOCOLS and isinstance(lv, float):
             key = (r["dataset"], r["model"], r["seed"], r["split"], r["protocol"], r["subset"], r["metric"])
             curves[key].append((lv, float(r["value"])))
-    out = []
+    out, means = [], []
     for (ds, model, seed, split, protocol, subset, metric), pts in curves.items():
         if len({lv for lv, _ in pts}) != len(pts):
             raise ValueError(f"summary_rows: duplicate levels in the {protocol} curve of {model!r} seed {seed} "
@@ -300,4 +350,7 @@ def summary_rows(rows: Iterable[dict]) -> list[dict]:
                 "split": split, "metric": metric}
         out.append({**base, "level": AUILC_LEVEL, "value": auilc(x, y)})
         out.append({**base, "level": RELATIVE_LEVEL, "value": relative_robustness(x, y)})
-    return [{k: r[k] for k in ROW_FIELDS} for r in out]
+        at = dict(pts)
+        if protocol == "frame_rate" and all(lv in at for lv in MEAN_LEVELS):
+            means.append({**base, "level": MEAN_LEVEL, "value": float(np.mean([at[lv] for lv in MEAN_LEVELS]))})
+    return [{k: r[k] for k in ROW_FIELDS} for r in out + means]

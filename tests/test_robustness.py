@@ -1,9 +1,11 @@
 """Robustness evaluator: drop-pattern determinism and sharing across models, latent reuse equal to
-the plain path, AUILC / relative robustness, evaluator rows through the CSV round trip (the row
-schema, aggregation and CSV writer themselves: tests/test_results.py)."""
+the plain path, AUILC / relative robustness / LNLN's mean over 0.0..0.9, GCNet's missing_rate
+protocol, evaluator rows through the CSV round trip (the row schema, aggregation and CSV writer
+themselves: tests/test_results.py), and a pin on the existing protocols' rows."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -12,9 +14,18 @@ import torch
 
 from robustfusion import create_model
 from robustfusion.data.dataset import MultimodalDataset
-from robustfusion.dropping import all_subsets, drop_samples, protocol_generator, subset_name
+from robustfusion.dropping import (
+    all_subsets,
+    drop_samples,
+    drop_to_missing_rate,
+    protocol_generator,
+    subset_name,
+)
 from robustfusion.results import (
     AUILC_LEVEL,
+    DEFAULT_LEVELS,
+    MEAN_LEVEL,
+    MISSING_RATE_LEVELS,
     RELATIVE_LEVEL,
     read_rows_csv,
     write_rows_csv,
@@ -251,3 +262,112 @@ def test_frame_rate_on_utterance_level_data_is_refused_not_a_flat_curve():
         evaluate(Zero(), ds, protocols=("subsets", "frame_rate"), levels=[0.0, 1.0])
     rows = evaluate(Zero(), ds, protocols=("subsets", "sample_rate"), levels=[0.0, 1.0])
     assert {r["protocol"] for r in rows} >= {"subsets", "sample_rate"}
+
+
+
+# ---------------------------------------------------------------------------- missing_rate (GCNet)
+def test_missing_rate_rows_default_levels_and_summaries():
+    rows = evaluate(Recorder(), make_dataset(), protocols=("missing_rate",), seed=3, batch_size=16)
+    assert {r["protocol"] for r in rows} == {"missing_rate"} and {r["subset"] for r in rows} == {"all"}
+    assert MISSING_RATE_LEVELS == (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+    assert {r["level"] for r in rows} == set(MISSING_RATE_LEVELS) | {AUILC_LEVEL, RELATIVE_LEVEL}  # no mean row
+    curve = {r["level"]: r["value"] for r in rows if r["metric"] == "MAE" and isinstance(r["level"], float)}
+    summ = {r["level"]: r["value"] for r in rows if r["metric"] == "MAE" and isinstance(r["level"], str)}
+    assert summ[AUILC_LEVEL] == pytest.approx(auilc(list(curve), list(curve.values())))
+    assert summ[RELATIVE_LEVEL] == pytest.approx(summ[AUILC_LEVEL] / (curve[0.0] * 0.7))
+
+
+def test_missing_rate_masks_are_shared_and_equal_the_reference():
+    ds = make_dataset(n=45, with_absent=True)
+    r1, r2 = Recorder(), Recorder(scale=-2.0)
+    for r in (r1, r2):
+        evaluate(r, ds, protocols=("missing_rate",), seed=7, batch_size=10)
+    n_lv = len(MISSING_RATE_LEVELS)
+    assert len(r1.seen) == len(r2.seen) == 5 * n_lv
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(r1.seen, r2.seen))
+    gens = {lv: protocol_generator(7, "missing_rate", lv) for lv in MISSING_RATE_LEVELS}
+    for b, batch in enumerate(ds.batches(10)):
+        for j, lv in enumerate(MISSING_RATE_LEVELS):
+            seen = r1.seen[b * n_lv + j][0]
+            assert torch.equal(seen, drop_to_missing_rate(batch, lv, gens[lv]).present)
+            had = batch.present.any(dim=1)
+            assert bool(seen[had].any(dim=1).all())  # at least one modality kept
+            assert not (seen & ~batch.present).any()
+        assert all(torch.equal(f, batch.frame_masks[m]) for m, f in r1.seen[b * n_lv][1].items())
+
+
+def test_levels_per_protocol():
+    ds = make_dataset()
+    rows = evaluate(Recorder(), ds, protocols=("sample_rate", "frame_rate", "missing_rate"), batch_size=64,
+                    metrics=["MAE"], summaries=False)
+    by = lambda rs, p: sorted(r["level"] for r in rs if r["protocol"] == p)
+    assert by(rows, "sample_rate") == by(rows, "frame_rate") == list(DEFAULT_LEVELS)
+    assert by(rows, "missing_rate") == list(MISSING_RATE_LEVELS)
+    one = evaluate(Recorder(), ds, protocols=("sample_rate", "missing_rate"), levels=[0.0, 0.5], batch_size=64,
+                   metrics=["MAE"], summaries=False)
+    assert by(one, "sample_rate") == by(one, "missing_rate") == [0.0, 0.5]
+    per = evaluate(Recorder(), ds, protocols=("sample_rate", "missing_rate"), levels={"sample_rate": [0.0, 1.0]},
+                   batch_size=64, metrics=["MAE"], summaries=False)
+    assert by(per, "sample_rate") == [0.0, 1.0] and by(per, "missing_rate") == list(MISSING_RATE_LEVELS)
+    with pytest.raises(ValueError, match="not sweep protocols"):
+        evaluate(Recorder(), ds, protocols=("missing_rate",), levels={"subsets": [0.1]})
+    with pytest.raises(TypeError, match="sequence of rates"):
+        evaluate(Recorder(), ds, protocols=("missing_rate",), levels=0.5)
+
+
+def test_missing_rate_latent_reuse_equals_plain_path():
+    torch.manual_seed(0)
+    ds = make_dataset(n=30)
+    model = create_model("gmc", modality_dims=ds.modality_dims, task=ds.task, num_outputs=ds.num_outputs,
+                         hidden_dim=12, latent_dim=8)
+    counter = CountingGMC(model)
+    reuse = evaluate(model, ds, protocols=("missing_rate",), batch_size=8, seed=2)
+    assert counter.encodes == 4  # one encoding per batch serves every level
+    plain = evaluate(model, ds, protocols=("missing_rate",), batch_size=8, seed=2, reuse_latents=False)
+    for a, b in zip(reuse, plain, strict=True):
+        assert _key(a) == _key(b)
+        assert (math.isnan(a["value"]) and math.isnan(b["value"])) or a["value"] == pytest.approx(b["value"], abs=1e-6)
+
+
+# ---------------------------------------------------------------------------- LNLN mean over 0.0..0.9
+def test_frame_rate_mean_over_0_to_0_9():
+    ds = make_dataset()
+    rows = evaluate(Recorder(), ds, protocols=("sample_rate", "frame_rate"), batch_size=16, metrics=["MAE", "Corr"])
+    means = [r for r in rows if r["level"] == MEAN_LEVEL]
+    assert {(r["protocol"], r["metric"]) for r in means} == {("frame_rate", "MAE"), ("frame_rate", "Corr")}
+    for r in means:
+        curve = {x["level"]: x["value"] for x in rows if x["protocol"] == "frame_rate" and x["metric"] == r["metric"]}
+        hand = (curve[0.0] + curve[0.1] + curve[0.2] + curve[0.3] + curve[0.4] + curve[0.5] + curve[0.6]
+                + curve[0.7] + curve[0.8] + curve[0.9]) / 10  # 1.0 left out, as LNLN does
+        assert r["value"] == pytest.approx(hand, rel=1e-12)
+    # after every AUILC / relative row, so the rows without it are unchanged
+    first_mean = min(i for i, r in enumerate(rows) if r["level"] == MEAN_LEVEL)
+    assert all(r["level"] == MEAN_LEVEL for r in rows[first_mean:])
+    # LNLN's own levels (0.0..0.9, no 1.0) give it too; a level set without all ten does not
+    lnln = evaluate(Recorder(), ds, protocols=("frame_rate",), levels=[i / 10 for i in range(10)], batch_size=16,
+                    metrics=["MAE"])
+    assert [r["level"] for r in lnln if isinstance(r["level"], str)] == [AUILC_LEVEL, RELATIVE_LEVEL, MEAN_LEVEL]
+    short = evaluate(Recorder(), ds, protocols=("frame_rate",), levels=LEVELS, batch_size=16, metrics=["MAE"])
+    assert not any(r["level"] == MEAN_LEVEL for r in short)
+
+
+def test_existing_protocols_rows_are_pinned():
+    """subsets / sample_rate / frame_rate rows (MEAN_LEVEL rows left out) hash to the value the
+    evaluator gave before missing_rate and the mean row were added (commit 6b3d8b5): adding a
+    protocol must not move any existing drop pattern or number."""
+
+    def metric(p, y):
+        return {"mean_pred": float(p[:, 0].mean()), "mse": float(((p[:, 0] - y) ** 2).mean())}
+
+    rows = []
+    for kal in (False, True):
+        rows += evaluate(Recorder(), make_dataset(n=50, with_absent=kal),
+                         protocols=("subsets", "sample_rate", "frame_rate"), seed=11, batch_size=16,
+                         keep_at_least_one=kal, metrics=metric, model_name=f"r{kal}")
+    rows = [r for r in rows if r["level"] != MEAN_LEVEL]
+    assert len(rows) == 132
+    text = "\n".join(",".join(repr(r[k]) if isinstance(r[k], float) else str(r[k]) for k in r) for r in rows)
+    assert hashlib.sha256(text.encode()).hexdigest() == PINNED_ROWS_SHA256
+
+
+PINNED_ROWS_SHA256 = "8ac0f05f0f38835daa1238b33ee4ba2a4465da021dba48b42ec6ab852917bd08"
