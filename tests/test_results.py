@@ -14,8 +14,14 @@ import robustfusion
 from robustfusion.results import (
     AGG_FIELDS,
     DEFAULT_LEVELS,
+    MEAN_LEVEL,
+    MEAN_LEVELS,
+    MISSING_RATE_LEVELS,
     ORACLE,
+    PROTOCOL_LEVELS,
     ROW_FIELDS,
+    SUMMARY_LEVELS,
+    SWEEP_PROTOCOLS,
     aggregate,
     normalise_level,
     oracle_gap_rows,
@@ -47,6 +53,7 @@ def _golden_rows() -> list[dict]:
 @pytest.mark.parametrize(("given", "expected"), [
     (None, None), ("", None), (" nan ", None), ("None", None), (float("nan"), None),
     (0.30000000000000004, 0.3), ("0.1", 0.1), (1, 1.0), ("auilc", "auilc"), ("relative", "relative"),
+    (MEAN_LEVEL, "mean_0-0.9"),
 ])
 def test_normalise_level(given, expected):
     assert normalise_level(given) == expected
@@ -140,3 +147,23 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
         write_rows_csv(bad, path)
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["robustness.csv"]
+
+
+
+def test_published_protocol_levels():
+    assert MISSING_RATE_LEVELS == (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # GCNet, three modalities
+    assert MEAN_LEVELS == (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # LNLN's ten rates, no 1.0
+    assert PROTOCOL_LEVELS == {"sample_rate": DEFAULT_LEVELS, "frame_rate": DEFAULT_LEVELS,
+                               "missing_rate": MISSING_RATE_LEVELS}
+    assert set(SWEEP_PROTOCOLS) == set(PROTOCOL_LEVELS)
+    assert SUMMARY_LEVELS == ("auilc", "relative", MEAN_LEVEL)
+
+
+def test_new_protocol_and_mean_rows_round_trip_and_aggregate(tmp_path):
+    rows = [{**_row("m", s, v, level=lv), "protocol": p} for s, v in ((0, 0.5), (1, 0.7))
+            for p, lv in (("missing_rate", 0.7), ("frame_rate", MEAN_LEVEL))]
+    back = read_rows_csv(write_rows_csv(rows, tmp_path / "r.csv"))
+    assert [(r["protocol"], r["level"], r["value"]) for r in back] == [
+        (r["protocol"], r["level"], r["value"]) for r in rows]
+    agg = {(r["protocol"], r["level"]): (r["mean"], r["n"]) for r in aggregate(back)}
+    assert agg == {("missing_rate", 0.7): (pytest.approx(0.6), 2), ("frame_rate", MEAN_LEVEL): (pytest.approx(0.6), 2)}

@@ -6,7 +6,15 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from robustfusion.results import AUILC_LEVEL, ORACLE, RELATIVE_LEVEL, aggregate, normalise_level
+from robustfusion.results import (
+    AUILC_LEVEL,
+    MEAN_LEVEL,
+    ORACLE,
+    RELATIVE_LEVEL,
+    SUMMARY_LEVELS,
+    aggregate,
+    normalise_level,
+)
 
 __all__ = ["METRIC_LABELS", "PROTOCOL_LABELS", "Slice", "column_label", "select"]
 
@@ -14,6 +22,7 @@ PROTOCOL_LABELS = {
     "subsets": "modality subset",
     "sample_rate": "modality drop rate (per sample and modality)",
     "frame_rate": "frame drop rate (per frame of each sequence)",
+    "missing_rate": "modality missing rate, at least one kept (per sample and modality)",
 }
 #: Axis labels with units; the key is the metric name in the rows.
 METRIC_LABELS = {
@@ -37,8 +46,9 @@ METRIC_LABELS = {
 class Slice:
     """Aggregated numbers of one ``(dataset, split, protocol, metric)``.
 
-    ``columns``: subset labels (subsets) or levels (sweeps: floats, then ``"auilc"``,
-    ``"relative"``); ``models``: non-oracle models in order of first appearance, then the oracle;
+    ``columns``: subset labels (subsets) or levels (sweeps: floats, then the summary levels
+    present, in :data:`~robustfusion.results.SUMMARY_LEVELS` order: ``"auilc"``, ``"relative"``,
+    ``"mean_0-0.9"``); ``models``: non-oracle models in order of first appearance, then the oracle;
     ``cells[(model, column)]`` = the aggregated row (``mean``, ``std``, ``n``).
     """
 
@@ -104,7 +114,7 @@ def select(rows: Iterable[dict], protocol: str, metric: str, *, dataset: str | N
         levels = {normalise_level(r["level"]) for r in sel}
         columns = sorted(lv for lv in levels if isinstance(lv, float))
         if include_summary:
-            columns += [s for s in (AUILC_LEVEL, RELATIVE_LEVEL) if s in levels]
+            columns += [s for s in SUMMARY_LEVELS if s in levels]
         key = "level"
     order: list[str] = []
     for r in sel:
@@ -127,11 +137,14 @@ def select(rows: Iterable[dict], protocol: str, metric: str, *, dataset: str | N
 
 
 def column_label(column) -> str:
-    """Header text of a column: the subset label, a level with one decimal, ``AUILC``, ``Rel.``"""
+    """Header text of a column: the subset label, a level with one decimal, ``AUILC``, ``Rel.``,
+    ``Mean 0-0.9``."""
     if column == AUILC_LEVEL:
         return "AUILC"
     if column == RELATIVE_LEVEL:
         return "Rel."
+    if column == MEAN_LEVEL:
+        return "Mean 0-0.9"
     if isinstance(column, float):
         return f"{column:.2f}".rstrip("0").rstrip(".") if not math.isclose(column * 10, round(column * 10)) \
             else f"{column:.1f}"

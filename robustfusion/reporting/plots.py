@@ -59,7 +59,7 @@ def plot_sweep(rows: Iterable[dict], protocol: str, metric: str, path: str | Pat
 
     Args:
         rows: raw or aggregated long-format rows.
-        protocol: ``"sample_rate"`` or ``"frame_rate"``.
+        protocol: ``"sample_rate"``, ``"frame_rate"`` or ``"missing_rate"``.
         metric: metric name.
         path: output stem (``.png``/``.pdf`` suffix optional); writes ``stem.png``,
             ``stem.pdf`` and ``stem.csv`` (the aggregated rows drawn).
@@ -68,8 +68,8 @@ def plot_sweep(rows: Iterable[dict], protocol: str, metric: str, path: str | Pat
         ``{"png": path, "pdf": path, "csv": path}``.
     """
     if protocol == "subsets":
-        raise ValueError("plot_sweep: expected a sweep protocol ('sample_rate' or 'frame_rate'), found 'subsets'; "
-                         "use plot_subsets")
+        raise ValueError("plot_sweep: expected a sweep protocol ('sample_rate', 'frame_rate' or 'missing_rate'), "
+                         "found 'subsets'; use plot_subsets")
     sl = select(rows, protocol, metric, dataset=dataset, split=split, include_summary=True)
     levels = [c for c in sl.columns if isinstance(c, float)]
     if not levels:
@@ -97,7 +97,8 @@ def plot_sweep(rows: Iterable[dict], protocol: str, metric: str, path: str | Pat
     ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)}\n({arrow})")
     ax.set_xlim(min(levels), max(levels))
     ax.grid(True, alpha=0.3)
-    short = {"sample_rate": "modality drop rate", "frame_rate": "frame drop rate"}.get(protocol, protocol)
+    short = {"sample_rate": "modality drop rate", "frame_rate": "frame drop rate",
+             "missing_rate": "modality missing rate (one kept)"}.get(protocol, protocol)
     ax.set_title(title or f"{sl.dataset} ({sl.split}): {metric} vs {short}", fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False,
               title="model (mean ± std over seeds)", title_fontsize=8)

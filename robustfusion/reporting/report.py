@@ -12,7 +12,14 @@ from robustfusion.metrics import REPORT_METRICS
 from robustfusion.reporting._slice import PROTOCOL_LABELS
 from robustfusion.reporting.plots import plot_subsets, plot_sweep
 from robustfusion.reporting.tables import latex_table, markdown_table
-from robustfusion.results import ORACLE, aggregate, oracle_gap_rows, write_rows_csv
+from robustfusion.results import (
+    MEAN_LEVEL,
+    ORACLE,
+    aggregate,
+    normalise_level,
+    oracle_gap_rows,
+    write_rows_csv,
+)
 
 __all__ = ["default_metrics", "write_report"]
 
@@ -63,13 +70,17 @@ def write_report(rows: Iterable[dict], out_dir: str | Path, metrics: Sequence[st
     intro = ("Drawn from long-format rows; each cell is mean ± std over seeds (mean only for one seed). "
              "Bold = best per column (oracle excluded). `AUILC` = trapezoid area under the metric-vs-level "
              "curve over the full level range; `Rel.` = AUILC / (metric at 0.0 × level range).")
+    if any(normalise_level(r["level"]) == MEAN_LEVEL for r in agg):
+        intro += (" `Mean 0-0.9` = mean of the metric over the rates 0.0, 0.1, ..., 0.9 (LNLN's headline "
+                  "number for frame dropping).")
     md = ["# Robustness report", "", intro, ""]
     tex = ["% robustfusion robustness report (needs \\usepackage{booktabs})", ""]
     for ds, split in pairs:
         here = [r for r in agg if r["dataset"] == ds and r["split"] == split]
         prefix = "" if len(pairs) == 1 else f"{_safe(ds)}_{_safe(split)}_"
         chosen = list(metrics) if metrics is not None else default_metrics(r["metric"] for r in here)
-        protocols = [p for p in ("subsets", "sample_rate", "frame_rate") if any(r["protocol"] == p for r in here)]
+        protocols = [p for p in ("subsets", "sample_rate", "frame_rate", "missing_rate")
+                     if any(r["protocol"] == p for r in here)]
         md += [f"## {ds} ({split})", ""]
         tex += [f"% ===== {ds} ({split})", ""]
         for metric in chosen:

@@ -1,7 +1,8 @@
 """Markdown and LaTeX tables drawn from long-format robustness rows (never typed numbers).
 
 One row per model, one column per modality subset (``protocol="subsets"``) or per dropping level
-(sweeps, followed by the AUILC and relative-robustness columns), each cell ``mean ± std`` over
+(sweeps, followed by the AUILC, relative-robustness and, for ``frame_rate`` over 0.0..0.9, the
+mean-over-rates columns), each cell ``mean ± std`` over
 seeds (just the mean when ``n == 1``). The best value of each column is marked (bold), using the
 metric's direction (:func:`robustfusion.metrics.metric_direction`); rows whose model is
 ``"oracle"`` (the synthetic benchmark's Bayes-optimal predictor) are never marked and come last.
@@ -54,11 +55,12 @@ def markdown_table(rows: Iterable[dict], protocol: str, metric: str, *, dataset:
 
     Args:
         rows: long-format rows (aggregated over seeds here) or :func:`aggregate` output.
-        protocol: ``"subsets"``, ``"sample_rate"`` or ``"frame_rate"``.
+        protocol: ``"subsets"``, ``"sample_rate"``, ``"frame_rate"`` or ``"missing_rate"``.
         metric: metric name, e.g. ``"Has0_acc_2"``.
         dataset, split: which to show when the rows hold several.
         digits, scale: number format (``scale=100`` for percentages).
-        include_summary: sweeps: add the AUILC and ``Rel.`` columns.
+        include_summary: sweeps: add the AUILC, ``Rel.`` and ``Mean 0-0.9`` columns (those the
+            rows hold).
         models: model order (default: order of appearance, oracle last).
     """
     sl = select(rows, protocol, metric, dataset=dataset, split=split, include_summary=include_summary,

@@ -81,3 +81,27 @@ def test_write_report_from_evaluated_rows(tmp_path):
     assert len(read_rows_csv(res["aggregate_csv"])) == len(aggregate(rows))
     only = write_report(rows, tmp_path / "rep2", metrics=["MAE"], plots=False)
     assert only["plots"] == [] and "Has0_acc_2" not in only["markdown"]
+
+
+
+def test_write_report_with_missing_rate_and_the_mean_column(tmp_path):
+    g = torch.Generator().manual_seed(1)
+    ds = MultimodalDataset({"text": torch.randn(30, 4, 3, generator=g), "audio": torch.randn(30, 2, generator=g),
+                            "vision": torch.randn(30, 3, generator=g)}, torch.randn(30, generator=g), name="toy")
+
+    class Pred:
+        def predict(self, b):
+            return (b.inputs["audio"].sum(1) * b.present[:, 1] + b.present[:, 0]).unsqueeze(1)
+
+    rows = []
+    for seed in (0, 1):
+        rows += evaluate(Pred(), ds, seed=seed, protocols=("frame_rate", "missing_rate"), model_name="m")
+    res = write_report(rows, tmp_path / "rep", metrics=["MAE"])
+    md = res["markdown"]
+    assert "### MAE: modality missing rate, at least one kept (per sample and modality)" in md
+    assert "`Mean 0-0.9` = mean of the metric over the rates 0.0, 0.1, ..., 0.9" in md
+    assert "| AUILC | Rel. | Mean 0-0.9 |" in md
+    for p in ("frame_rate", "missing_rate"):
+        assert (tmp_path / "rep" / "plots" / f"{p}_MAE.png").exists()
+    plotted = read_rows_csv(tmp_path / "rep" / "plots" / "missing_rate_MAE.csv")
+    assert sorted({r["level"] for r in plotted if isinstance(r["level"], float)}) == [i / 10 for i in range(8)]

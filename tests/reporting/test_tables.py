@@ -8,7 +8,8 @@ import re
 import pytest
 
 from robustfusion.reporting import latex_table, markdown_table, select
-from robustfusion.results import aggregate
+from robustfusion.results import MEAN_LEVEL, aggregate
+from robustfusion.robustness import summary_rows
 
 
 def _cells(md: str) -> dict[str, list[str]]:
@@ -78,3 +79,30 @@ def test_errors_name_what_exists(rows):
     with pytest.raises(ValueError, match="several datasets"):
         markdown_table(two, "subsets", "MAE")
     assert select(two, "subsets", "Has0_acc_2", dataset="other").models == ["a"]
+
+
+
+def _lnln_and_gcnet_rows() -> list[dict]:
+    """frame_rate over 0.0..1.0 (value 1 - level for model a, 1 - level / 2 for b) and missing_rate
+    over 0.0..0.7, one seed: the mean over 0.0..0.9 is 0.55 for a and 0.775 for b."""
+    rows = []
+    for model, slope in (("a", 1.0), ("b", 0.5)):
+        common = {"dataset": "toy", "model": model, "seed": 0, "split": "test", "subset": "all", "metric": "Has0_acc_2"}
+        rows += [{**common, "protocol": "frame_rate", "level": i / 10, "value": 1 - slope * i / 10} for i in range(11)]
+        rows += [{**common, "protocol": "missing_rate", "level": i / 10, "value": 0.9 - slope * i / 10} for i in range(8)]
+    return rows + summary_rows(rows)
+
+
+def test_mean_over_0_to_0_9_column_and_missing_rate_table():
+    rows = _lnln_and_gcnet_rows()
+    sl = select(rows, "frame_rate", "Has0_acc_2")
+    assert sl.columns[-3:] == ["auilc", "relative", MEAN_LEVEL]
+    md = markdown_table(rows, "frame_rate", "Has0_acc_2")
+    assert md.splitlines()[0].endswith("| 1.0 | AUILC | Rel. | Mean 0-0.9 |")
+    cells = _cells(md)
+    assert cells["a"][-1] == "0.550" and cells["b"][-1] == "**0.775**"
+    assert "Mean 0-0.9" in latex_table(rows, "frame_rate", "Has0_acc_2")
+    gc = markdown_table(rows, "missing_rate", "Has0_acc_2")
+    assert gc.splitlines()[0] == ("| model (Has0_acc_2 ↑) | 0.0 | 0.1 | 0.2 | 0.3 | 0.4 | 0.5 | 0.6 | 0.7 | AUILC "
+                                  "| Rel. |")  # no mean column: it is frame_rate's, over 0.0..0.9
+    assert _cells(gc)["b"][0] == "**0.900**"
