@@ -13,6 +13,7 @@ models evaluated with the same seed see the identical drop pattern:
 * ``missing_rate``: each modality of each sample missing with rate ``eta``, at least one modality
   always kept (GCNet / CPM-Net's mask, :func:`drop_to_missing_rate`);
 * :class:`ModalityDropout`: train-time modality dropout as an augmentation;
+* :class:`MissingRateDropout`: GCNet's train-time mask (``missing_rate`` at one rate);
 * :class:`RandomRateFrameDropout`: LNLN's train-time augmentation (a frame drop rate drawn per
   sample and modality, half the samples of each modality left complete).
 """
@@ -31,6 +32,7 @@ from robustfusion.seeding import derived_seed
 __all__ = [
     "DEFAULT_PROTOCOLS",
     "PROTOCOLS",
+    "MissingRateDropout",
     "ModalityDropout",
     "RandomRateFrameDropout",
     "all_subsets",
@@ -246,6 +248,32 @@ class ModalityDropout:
             present[lost] = batch.present.cpu()[lost]
         return batch.with_present(present.to(batch.device))
 
+
+
+class MissingRateDropout:
+    """GCNet's train-time mask: :func:`drop_to_missing_rate` at one rate, fresh for every batch.
+
+    GCNet (zeroQiaoba/GCNet, ``train_gcnet.py``, ``--mask-type constant-<eta>``) trains one model
+    per missing rate ``eta`` with the same mask it tests with, drawn anew for each training,
+    validation and test batch, and reports the test score of the best validation epoch. To
+    reproduce a GCNet table cell, train with ``MissingRateDropout(eta)`` and evaluate the
+    ``missing_rate`` protocol at ``levels={"missing_rate": [eta]}``; a single model evaluated over
+    every rate is the MMIN-style reading (one model, all rates).
+
+    ``augment(batch, generator=None)`` returns the batch with the presence mask reduced.
+    """
+
+    def __init__(self, rate: float, tolerance: float = MISSING_RATE_TOLERANCE) -> None:
+        _check_rate(float(rate), "missing-rate dropout rate")
+        self.rate, self.tolerance = float(rate), float(tolerance)
+
+    def __repr__(self) -> str:
+        return f"MissingRateDropout(rate={self.rate})"
+
+    def __call__(self, batch: MultimodalBatch, generator: torch.Generator | None = None) -> MultimodalBatch:
+        if self.rate == 0.0:
+            return batch
+        return drop_to_missing_rate(batch, self.rate, generator, self.tolerance)
 
 
 class RandomRateFrameDropout:

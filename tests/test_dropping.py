@@ -11,6 +11,7 @@ from robustfusion import MultimodalBatch
 from robustfusion.dropping import (
     DEFAULT_PROTOCOLS,
     PROTOCOLS,
+    MissingRateDropout,
     ModalityDropout,
     RandomRateFrameDropout,
     all_subsets,
@@ -316,6 +317,16 @@ def test_missing_rate_seeding_and_checks():
     assert drop_to_missing_rate(batch, 0.4, protocol_generator(0, "missing_rate", 0.4)).frame_masks == batch.frame_masks
     with pytest.raises(ValueError, match="missing_rate"):
         drop_to_missing_rate(batch, 1.5)
+
+
+def test_missing_rate_dropout_is_the_protocol_mask_at_one_rate():
+    batch = _batch(64)
+    assert MissingRateDropout(0.0)(batch) is batch
+    got = MissingRateDropout(0.4)(batch, torch.Generator().manual_seed(9)).present
+    want = _reference_missing_rate(batch.present, 0.4, torch.Generator().manual_seed(9))
+    assert torch.equal(got, want)
+    with pytest.raises(ValueError, match="missing-rate dropout"):
+        MissingRateDropout(-0.1)
 
 
 # --------------------------------------------------------------------------- LNLN train-time augmentation
