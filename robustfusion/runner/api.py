@@ -39,6 +39,7 @@ from robustfusion.runner.fit import (
     fit,
     resolve_device,
     set_fallback_from_targets,
+    torch_threads,
 )
 from robustfusion.runner.rundir import (
     build_model_from_run,
@@ -126,12 +127,19 @@ def _standardizer_of(run_dir: Path) -> Standardizer | None:
 
 
 def train_run(cfg: DictConfig, out: str | Path = "runs", run_dir: str | Path | None = None, resume: bool = False,
-              on_epoch_end=None, data: PreparedData | None = None) -> Run:
+              on_epoch_end=None, data: PreparedData | None = None, num_threads: int = 0) -> Run:
     """Train one run into a new directory under ``out`` (or ``run_dir``).
 
     ``data``: the prepared dataset of ``cfg.data`` when the caller has it already (a grid);
-    a resumed run always uses the standardisation saved in its directory.
+    a resumed run always uses the standardisation saved in its directory. The run uses
+    ``cfg.train.num_threads`` torch threads, else ``num_threads`` (a pool's share of the cores),
+    else :func:`robustfusion.runner.fit.auto_num_threads`; the previous count is restored after.
     """
+    with torch_threads(cfg.train.num_threads or num_threads):
+        return _train_run(cfg, out, run_dir, resume, on_epoch_end, data)
+
+
+def _train_run(cfg: DictConfig, out, run_dir, resume: bool, on_epoch_end, data: PreparedData | None) -> Run:
     seed_everything(cfg.seed)
     if resume:
         if run_dir is None:
@@ -250,7 +258,7 @@ def evaluate_run(run_dir: str | Path, overrides: Sequence[str] = (), oracle: boo
         raise ValueError(f"data.split={split!r} is not a split of {run.cfg.data.name!r}; found {sorted(run.data.splits)}")
     out = Path(out) if out is not None else run.dir / "eval" / split
     _check_eval_dir(out)
-    with replace_dir(out) as tmp:
+    with replace_dir(out) as tmp, torch_threads(run.cfg.train.num_threads):
         rows = evaluate_model(run.model, run.cfg, run.data.splits[split],
                               oracle_dataset=run.data.raw[split] if oracle else None)
         write_rows_csv(rows, tmp / "robustness.csv")

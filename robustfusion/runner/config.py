@@ -81,7 +81,8 @@ class TrainConfig:
     calibrate_fusion: bool = False  # after training, fit the model's partial_fusion weights on valid
     calibrate_subsets: bool = False  # then fit an affine read-out per presence pattern on valid (regression)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    progress: bool = True  # tqdm bars (always off when stderr is not a terminal)
+    num_threads: int = 0  # torch intra-op CPU threads for the run; 0 = min(4, cores // 2), at least 1
+    progress: bool = True  # tqdm bars on a terminal, one line per epoch on stderr otherwise; false = neither
 
 
 @dataclass
@@ -187,6 +188,7 @@ def _check_choices(cfg: DictConfig) -> None:
     checks = [("train.lr", cfg.train.lr > 0, "> 0"), ("train.weight_decay", cfg.train.weight_decay >= 0, ">= 0"),
               ("train.grad_clip", cfg.train.grad_clip >= 0, ">= 0 (0 disables)"),
               ("train.patience", cfg.train.patience >= 0, ">= 0 (0 never stops early)"),
+              ("train.num_threads", cfg.train.num_threads >= 0, ">= 0 (0 chooses from the machine's cores)"),
               ("train.modality_dropout", 0 <= cfg.train.modality_dropout <= 1, "a rate in [0, 1]"),
               ("eval.batch_size", cfg.eval.batch_size >= 1, ">= 1")]
     for key, ok, expected in checks:
