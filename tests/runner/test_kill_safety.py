@@ -314,6 +314,8 @@ def test_sigkill_at_random_instants_of_training_resumes_to_identical_bytes(tmp_p
         assert run_dir.name == ref_dir.name, outcomes
         assert _bytes(run_dir) == ref, outcomes
         assert [r["epoch"] for r in read_metrics(run_dir / "metrics.jsonl")] == [1, 2, 3], outcomes
+        log = (run_dir / "train.log").read_text().splitlines()
+        assert [ln.split(" epoch ")[1].split("/")[0] for ln in log] == ["1", "2", "3"], (outcomes, log)
         assert not _temporaries(out), (outcomes, _temporaries(out))
         load_run(run_dir)
     print("\n".join(outcomes))
