@@ -202,6 +202,11 @@ def load_run(run_dir: str | Path, overrides: Sequence[str] = (), data: PreparedD
     return Run(run_dir, cfg, model, read_final(run_dir), prepared)
 
 
+def _levels(cfg: DictConfig) -> dict[str, list[float]]:
+    """``eval.levels`` for the 0-1 sweeps; ``missing_rate`` keeps its own default (0.0-0.7)."""
+    return {p: list(cfg.eval.levels) for p in ("sample_rate", "frame_rate")}
+
+
 def evaluate_model(model, cfg: DictConfig, dataset: MultimodalDataset, oracle_dataset=None,
                    model_name: str | None = None) -> list[dict]:
     """Robustness rows of ``model`` (any predictor) on ``dataset`` under ``cfg.eval``, plus the
@@ -209,7 +214,7 @@ def evaluate_model(model, cfg: DictConfig, dataset: MultimodalDataset, oracle_da
     patterns depend only on (seed, protocol, level) and the batch order, so every predictor sees
     identical patterns."""
     device = resolve_device(cfg.train.device)
-    rows = evaluate(model, dataset, protocols=list(cfg.eval.protocols), levels=list(cfg.eval.levels),
+    rows = evaluate(model, dataset, protocols=list(cfg.eval.protocols), levels=_levels(cfg),
                     seed=cfg.seed, batch_size=cfg.eval.batch_size, dataset_name=cfg.data.name,
                     model_name=model_name or cfg.name or cfg.model.name, split=cfg.data.split,
                     keep_at_least_one=cfg.eval.keep_at_least_one, device=device)
@@ -272,7 +277,7 @@ def oracle_rows(cfg: DictConfig, dataset: MultimodalDataset) -> list[dict]:
     oracle = dataset.meta.get("oracle")
     if oracle is None:
         return []
-    return evaluate(oracle, dataset, protocols=list(cfg.eval.protocols), levels=list(cfg.eval.levels),
+    return evaluate(oracle, dataset, protocols=list(cfg.eval.protocols), levels=_levels(cfg),
                     seed=cfg.seed, batch_size=cfg.eval.batch_size, dataset_name=cfg.data.name,
                     model_name=ORACLE, split=cfg.data.split, keep_at_least_one=cfg.eval.keep_at_least_one)
 

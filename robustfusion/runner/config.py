@@ -78,6 +78,7 @@ class TrainConfig:
     patience: int = 0  # epochs without improvement before stopping; 0 = never stop early
     monitor_subsets: bool = False  # select on the monitor averaged over every modality subset of valid
     modality_dropout: float = 0.0  # train-time probability of dropping each modality
+    random_rate_frame_dropout: bool = False  # LNLN: frames dropped at a rate ~U(0,1) per sample and modality, half kept
     calibrate_fusion: bool = False  # after training, fit the model's partial_fusion weights on valid
     calibrate_subsets: bool = False  # then fit an affine read-out per presence pattern on valid (regression)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -90,7 +91,7 @@ class EvalConfig:
     """Robustness evaluation: protocols, levels, batch size, and the oracle row."""
 
     protocols: list[str] = field(default_factory=lambda: ["subsets", "sample_rate", "frame_rate"])
-    levels: list[float] = field(default_factory=lambda: list(DEFAULT_LEVELS))
+    levels: list[float] = field(default_factory=lambda: list(DEFAULT_LEVELS))  # sample_rate, frame_rate; missing_rate: 0-0.7
     batch_size: int = 256
     keep_at_least_one: bool = False  # sample_rate: never drop every modality of a sample
 

@@ -35,7 +35,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from robustfusion.data.dataset import MultimodalDataset
-from robustfusion.dropping import ModalityDropout, all_subsets, keep_subset
+from robustfusion.dropping import ModalityDropout, RandomRateFrameDropout, all_subsets, keep_subset
 from robustfusion.io import atomic_write_text
 from robustfusion.metrics import compute_metrics, higher_is_better, primary_metric
 from robustfusion.models.base import target_fallback
@@ -243,6 +243,12 @@ def fit(model: nn.Module, train: MultimodalDataset, valid: MultimodalDataset | N
         check_monitor(model, valid, monitor, device)
     higher = higher_is_better(monitor)
     dropout = ModalityDropout(cfg.modality_dropout) if cfg.modality_dropout > 0 else None
+    frame_dropout = None
+    if getattr(cfg, "random_rate_frame_dropout", False):
+        if not any(x.dim() == 3 for x in train.features.values()):
+            raise ValueError(f"train.random_rate_frame_dropout drops frames of sequences, but every modality of "
+                             f"{train.name!r} is utterance-level ({train.modality_dims}); use train.modality_dropout")
+        frame_dropout = RandomRateFrameDropout()
     run_dir = Path(run_dir) if run_dir is not None else None
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -280,6 +286,7 @@ def fit(model: nn.Module, train: MultimodalDataset, valid: MultimodalDataset | N
         torch.manual_seed(derived_seed(seed, "epoch", epoch))
         order = torch.Generator().manual_seed(derived_seed(seed, "order", epoch))
         drop_gen = torch.Generator().manual_seed(derived_seed(seed, "modality_dropout", epoch))
+        frame_gen = torch.Generator().manual_seed(derived_seed(seed, "random_rate_frame_dropout", epoch))
         model.train()
         sums: dict[str, float] = {}
         n_batches = 0
@@ -288,6 +295,8 @@ def fit(model: nn.Module, train: MultimodalDataset, valid: MultimodalDataset | N
                           desc=f"epoch {epoch}/{cfg.epochs}", disable=not show, leave=False):
             if dropout is not None:
                 batch = dropout(batch, drop_gen)
+            if frame_dropout is not None:
+                batch = frame_dropout(batch, frame_gen)
             out = model(batch.to(device))
             if out.loss is None or not torch.isfinite(out.loss):
                 raise FloatingPointError(f"epoch {epoch}: training loss is {out.loss}; lower train.lr or check the data")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,8 +11,11 @@ from omegaconf import OmegaConf
 
 from robustfusion.data import MultimodalDataset
 from robustfusion.models import create_model
+from robustfusion.runner import load_config, train_run
 from robustfusion.runner.config import TrainConfig
 from robustfusion.runner.fit import evaluate_dataset, fit, set_fallback_from_targets
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _data(n: int, seed: int) -> MultimodalDataset:
@@ -105,3 +109,16 @@ def test_monitor_subsets_selects_on_the_metric_averaged_over_every_subset():
         manual.append(compute_metrics("regression", preds, valid.targets)["MAE"])
     assert subset_mean_metric(model, valid, "MAE") == pytest.approx(sum(manual) / len(manual))
     assert predict_dataset(model, valid).shape == (64, 1)
+
+
+def test_random_rate_frame_dropout_trains_on_sequences_and_is_refused_on_utterances(tmp_path):
+    tiny = ["data.options.n_train=64", "data.options.n_valid=32", "data.options.n_test=32", "train.epochs=1",
+            "model.params.hidden_dim=8", "train.progress=false"]
+    cfg = load_config(ROOT / "configs" / "synthetic" / "late_fusion.yaml", [*tiny, "train.random_rate_frame_dropout=true"])
+    plain = load_config(ROOT / "configs" / "synthetic" / "late_fusion.yaml", tiny)
+    a = train_run(cfg, run_dir=tmp_path / "a").final["valid"]["MAE"]
+    b = train_run(plain, run_dir=tmp_path / "b").final["valid"]["MAE"]
+    assert a != b  # the augmentation changed what the model saw
+    pooled = MultimodalDataset({"x": torch.randn(16, 3)}, torch.randn(16), name="utterances")
+    with pytest.raises(ValueError, match=r"random_rate_frame_dropout drops frames of sequences.*'utterances'"):
+        fit(create_model("late_fusion", modality_dims={"x": 3}, encoder="mlp"), pooled, None, cfg.train, 0)
