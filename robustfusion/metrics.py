@@ -33,7 +33,10 @@ Documented edge cases (the references return NaN or crash there):
 Emotion recognition (IEMOCAP four binary emotions, MulT ``eval_iemocap``): per emotion, binary
 accuracy and weighted F1; ``Avg_acc`` / ``Avg_F1`` are their unweighted means over emotions.
 Single-label multi-class (the synthetic 6-class emotion task): ``Acc``, ``F1_macro``,
-``F1_weighted``.
+``F1_weighted``, per-class ``<name>_F1`` (one-vs-rest F1 of each class, scikit-learn's
+``f1_score(average=None)``) and, from ``[N, C]`` scores, ``NLL``: the mean cross-entropy of
+``log_softmax(scores)`` (for log-probabilities, as the synthetic oracle emits, that is the mean
+negative log-probability of the true class; scikit-learn's ``log_loss`` of the softmax).
 
 :func:`compute_metrics` dispatches on the task; :data:`METRIC_DIRECTION` / :func:`higher_is_better`
 say which way is better (for early stopping and for marking the best value in tables) and
@@ -81,7 +84,7 @@ IEMOCAP_EMOTIONS = ("Neutral", "Happy", "Sad", "Angry")
 #: :func:`metric_direction`.
 METRIC_DIRECTION: dict[str, str] = {
     **{k: "max" for k in SENTIMENT_METRICS}, "MAE": "min",
-    "Acc": "max", "F1_macro": "max", "F1_weighted": "max", "Avg_acc": "max", "Avg_F1": "max",
+    "Acc": "max", "F1_macro": "max", "F1_weighted": "max", "Avg_acc": "max", "Avg_F1": "max", "NLL": "min",
 }
 
 #: Metric used for early stopping and "best checkpoint" per task.
@@ -267,18 +270,24 @@ def emotion_metrics(logits_or_probs, labels, names: Sequence[str] | None = None,
 
 
 # ---------------------------------------------------------------------------- multi-class
-def classification_metrics(logits, labels, num_classes: int | None = None) -> dict[str, float]:
+def classification_metrics(logits, labels, num_classes: int | None = None,
+                           names: Sequence[str] | None = None) -> dict[str, float]:
     """Single-label multi-class metrics.
 
     Args:
-        logits: ``[N, C]`` scores (argmax decides) or ``[N]`` integer predicted classes.
+        logits: ``[N, C]`` scores (argmax decides; logits or log-probabilities) or ``[N]``
+            integer predicted classes.
         labels: ``[N]`` integer classes in ``[0, C)``.
         num_classes: ``C`` (default: ``logits.shape[1]``, or ``max + 1`` for class vectors).
+        names: ``C`` class names for the per-class keys (default ``class0`` ... ``class{C-1}``).
 
     Returns:
-        ``{"Acc", "F1_macro", "F1_weighted"}`` (scikit-learn's ``accuracy_score`` and
-        ``f1_score(average="macro" / "weighted")``; the macro average runs over the classes
-        that occur in the labels or the predictions, as scikit-learn's does).
+        ``{"Acc", "F1_macro", "F1_weighted", "<name>_F1" per class}`` (scikit-learn's
+        ``accuracy_score``, ``f1_score(average="macro" / "weighted" / None)``; the macro average
+        runs over the classes that occur in the labels or the predictions, as scikit-learn's
+        does; a class absent from both has F1 0), plus ``"NLL"`` for ``[N, C]`` scores: the mean
+        of ``-log_softmax(scores)[i, y_i]`` (cross-entropy of logits; for log-probabilities
+        that sum to 1 it is their mean negative log-likelihood).
     """
     s = _to_tensor(logits, "logits")
     y = _to_tensor(labels, "labels")
@@ -307,7 +316,15 @@ def classification_metrics(logits, labels, num_classes: int | None = None) -> di
     seen = torch.zeros(num_classes, dtype=torch.bool)
     seen[torch.unique(torch.cat([pred, y]))] = True
     f1_m = float(f1[seen].mean())
-    return {"Acc": acc, "F1_macro": f1_m, "F1_weighted": f1_w}
+    names = list(names) if names is not None else [f"class{i}" for i in range(num_classes)]
+    if len(names) != num_classes:
+        raise ValueError(f"names: expected {num_classes} class names, found {len(names)}")
+    out = {"Acc": acc, "F1_macro": f1_m, "F1_weighted": f1_w}
+    out.update({f"{name}_F1": float(v) for name, v in zip(names, f1, strict=True)})
+    if s.dim() == 2:
+        logp = torch.log_softmax(s.to(torch.float64), dim=1)
+        out["NLL"] = float(-logp.gather(1, y.unsqueeze(1)).mean())
+    return out
 
 
 # ---------------------------------------------------------------------------- dispatch

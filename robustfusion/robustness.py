@@ -127,13 +127,28 @@ def _predict(predictor, batch: MultimodalBatch, cache: tuple | None) -> Tensor:
     return out.unsqueeze(1) if out.dim() == 1 else out
 
 
-def _metric_fn(task: str, metrics) -> Callable[[Tensor, Tensor], dict[str, float]]:
+def _metric_kwargs(dataset) -> dict[str, Any]:
+    """Class names and count for classification metrics (``dataset.meta["label_names"]`` when
+    the dataset has them, e.g. the synthetic emotion target)."""
+    if getattr(dataset, "task", None) != "classification":
+        return {}
+    kwargs: dict[str, Any] = {}
+    k = getattr(dataset, "num_outputs", None)
+    if k is not None:
+        kwargs["num_classes"] = int(k)
+    names = (getattr(dataset, "meta", None) or {}).get("label_names")
+    if names is not None and (k is None or len(names) == int(k)):
+        kwargs["names"] = list(names)
+    return kwargs
+
+
+def _metric_fn(task: str, metrics, **kwargs) -> Callable[[Tensor, Tensor], dict[str, float]]:
     if callable(metrics):
         return metrics
     names = None if metrics is None else list(metrics)
 
     def fn(preds: Tensor, targets: Tensor) -> dict[str, float]:
-        res = compute_metrics(task, preds, targets)
+        res = compute_metrics(task, preds, targets, **kwargs)
         if names is None:
             return res
         unknown = [m for m in names if m not in res]
@@ -206,7 +221,7 @@ def evaluate(predictor, dataset, *, protocols: Sequence[str] = DEFAULT_PROTOCOLS
     if "frame_rate" in protocols:
         _check_has_frames(dataset, dataset_name or getattr(dataset, "name", "dataset"))
     task = dataset.task
-    metric_fn = _metric_fn(task, metrics)
+    metric_fn = _metric_fn(task, metrics, **_metric_kwargs(dataset))
     dataset_name = dataset_name or getattr(dataset, "name", "dataset")
     model_name = model_name or getattr(predictor, "registry_name", None) or type(predictor).__name__
     if batch_size < 1:

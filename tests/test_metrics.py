@@ -180,6 +180,38 @@ def test_classification_matches_reference(seed):
     assert got["F1_weighted"] == pytest.approx(sk.f1_score(y, p, average="weighted", zero_division=0))
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_classification_per_class_f1_and_nll_match_reference(seed):
+    rng = np.random.default_rng(seed)
+    n, c = 80, 6
+    y = rng.integers(0, c, n)
+    logits = rng.normal(scale=2.0, size=(n, c))
+    names = ("happy", "sad", "angry", "fear", "disgust", "surprise")
+    got = classification_metrics(torch.tensor(logits), torch.tensor(y), names=names)
+    p = logits.argmax(1)
+    per_class = sk.f1_score(y, p, average=None, labels=list(range(c)), zero_division=0)
+    for i, name in enumerate(names):
+        assert got[f"{name}_F1"] == pytest.approx(per_class[i])
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    assert got["NLL"] == pytest.approx(sk.log_loss(y, probs, labels=list(range(c))))
+    # log-probabilities (the synthetic oracle's output): NLL is their mean negative log-likelihood
+    got_lp = classification_metrics(torch.tensor(np.log(probs)), torch.tensor(y))
+    assert got_lp["NLL"] == pytest.approx(sk.log_loss(y, probs, labels=list(range(c))))
+    assert got_lp["NLL"] == pytest.approx(-np.log(probs[np.arange(n), y]).mean())
+    # default names are class indices; class vectors have no NLL
+    assert "class5_F1" in got_lp
+    assert "NLL" not in classification_metrics(p, y, num_classes=c)
+    with pytest.raises(ValueError, match="6 class names"):
+        classification_metrics(logits, y, names=names[:5])
+
+
+def test_classification_nll_direction_and_names_keep_working():
+    assert metric_direction("NLL") == "min" and higher_is_better("happy_F1")
+    got = classification_metrics(np.eye(3), np.array([0, 1, 2]))
+    assert got["Acc"] == got["F1_macro"] == got["F1_weighted"] == 1.0
+
+
 def test_classification_constant_prediction_and_errors():
     y = np.array([0, 1, 2, 2, 1])
     logits = np.zeros((5, 3))
@@ -198,7 +230,7 @@ def test_compute_metrics_dispatch_and_directions():
     rng = np.random.default_rng(0)
     assert set(compute_metrics("regression", rng.normal(size=(9, 1)), rng.normal(size=9))) == set(SENTIMENT_METRICS)
     assert set(compute_metrics("classification", rng.normal(size=(9, 3)), rng.integers(0, 3, 9))) == {
-        "Acc", "F1_macro", "F1_weighted"}
+        "Acc", "F1_macro", "F1_weighted", "class0_F1", "class1_F1", "class2_F1", "NLL"}
     assert "Avg_F1" in compute_metrics("multilabel", rng.normal(size=(9, 4)), rng.integers(0, 2, (9, 4)))
     with pytest.raises(ValueError, match="task"):
         compute_metrics("ranking", [1.0], [1.0])

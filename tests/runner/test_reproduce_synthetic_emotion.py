@@ -1,0 +1,36 @@
+"""`reproduce("synthetic_emotion")`: the synthetic benchmark's 6-class emotion target end to end."""
+
+from __future__ import annotations
+
+from robustfusion.data.synthetic import EMOTION_NAMES
+from robustfusion.runner.presets import GRIDS, method_config
+from robustfusion.runner.reproduce import reproduce
+
+TINY = ["data.options.n_train=96", "data.options.n_valid=48", "data.options.n_test=48", "train.epochs=1"]
+
+
+def test_emotion_grid_is_classification_without_the_regression_readout():
+    grid = GRIDS["synthetic_emotion"]
+    assert grid.oracle and grid.seeds == [0, 1, 2]
+    assert grid.methods == GRIDS["synthetic"].methods
+    for method in grid.methods:
+        cfg = method_config(grid, method, 0)
+        assert cfg.data.options.target == "emotion"
+        assert not cfg.train.calibrate_subsets
+    # the sentiment grid keeps its read-out
+    assert method_config(GRIDS["synthetic"], "gmc_pf", 0).train.calibrate_subsets
+
+
+def test_reproduce_synthetic_emotion_quick_end_to_end(tmp_path):
+    result = reproduce("synthetic_emotion", quick=True, out=tmp_path, overrides=TINY, log=lambda m: None)
+    rows = result["rows"]
+    models = {r["model"] for r in rows}
+    assert {"gmc", "gmc_pf", "late_fusion", "oracle", "specialists_ridge"} <= models
+    full = [r for r in rows if r["protocol"] == "subsets" and r["subset"] == "text+audio+vision"]
+    for model in models:
+        metrics = {r["metric"]: r["value"] for r in full if r["model"] == model}
+        expected = {"Acc", "F1_weighted", "F1_macro", "NLL", *(f"{n}_F1" for n in EMOTION_NAMES)}
+        assert expected <= set(metrics), model
+        assert 0.0 <= metrics["Acc"] <= 1.0 and metrics["NLL"] > 0.0
+    oracle = {r["metric"]: r["value"] for r in full if r["model"] == "oracle"}
+    assert oracle["Acc"] > 1 / 6
