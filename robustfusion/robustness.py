@@ -80,7 +80,7 @@ from robustfusion.results import (
     normalise_level,
 )
 
-__all__ = ["auilc", "evaluate", "evaluate_many", "relative_robustness", "summary_rows"]
+__all__ = ["auilc", "evaluate", "evaluate_many", "metric_options", "relative_robustness", "summary_rows"]
 
 
 # ---------------------------------------------------------------------------- levels
@@ -127,7 +127,7 @@ def _predict(predictor, batch: MultimodalBatch, cache: tuple | None) -> Tensor:
     return out.unsqueeze(1) if out.dim() == 1 else out
 
 
-def _metric_kwargs(dataset) -> dict[str, Any]:
+def metric_options(dataset) -> dict[str, Any]:
     """Class names and count for classification metrics (``dataset.meta["label_names"]`` when
     the dataset has them, e.g. the synthetic emotion target)."""
     if getattr(dataset, "task", None) != "classification":
@@ -221,7 +221,7 @@ def evaluate(predictor, dataset, *, protocols: Sequence[str] = DEFAULT_PROTOCOLS
     if "frame_rate" in protocols:
         _check_has_frames(dataset, dataset_name or getattr(dataset, "name", "dataset"))
     task = dataset.task
-    metric_fn = _metric_fn(task, metrics, **_metric_kwargs(dataset))
+    metric_fn = _metric_fn(task, metrics, **metric_options(dataset))
     dataset_name = dataset_name or getattr(dataset, "name", "dataset")
     model_name = model_name or getattr(predictor, "registry_name", None) or type(predictor).__name__
     if batch_size < 1:

@@ -39,6 +39,7 @@ from robustfusion.dropping import ModalityDropout, RandomRateFrameDropout, all_s
 from robustfusion.io import atomic_write_text
 from robustfusion.metrics import compute_metrics, higher_is_better, primary_metric
 from robustfusion.models.base import target_fallback
+from robustfusion.robustness import metric_options
 from robustfusion.runner.checkpoint import (
     load_latest_checkpoint,
     load_weights,
@@ -133,7 +134,8 @@ def predict_dataset(model: nn.Module, dataset: MultimodalDataset, batch_size: in
 def evaluate_dataset(model: nn.Module, dataset: MultimodalDataset, batch_size: int = 256,
                      device: torch.device | str = "cpu") -> dict[str, float]:
     """The task's metrics (:func:`robustfusion.metrics.compute_metrics`) on ``dataset``."""
-    return compute_metrics(dataset.task, predict_dataset(model, dataset, batch_size, device), dataset.targets)
+    return compute_metrics(dataset.task, predict_dataset(model, dataset, batch_size, device), dataset.targets,
+                           **metric_options(dataset))
 
 
 def subset_mean_metric(model: nn.Module, dataset: MultimodalDataset, metric: str, batch_size: int = 256,
@@ -143,7 +145,7 @@ def subset_mean_metric(model: nn.Module, dataset: MultimodalDataset, metric: str
     values = []
     for subset in all_subsets(dataset.modalities):
         preds = torch.cat([model.predict(keep_subset(b, subset).to(device)).cpu() for b in dataset.batches(batch_size)])
-        values.append(float(compute_metrics(dataset.task, preds, dataset.targets)[metric]))
+        values.append(float(compute_metrics(dataset.task, preds, dataset.targets, **metric_options(dataset))[metric]))
     return sum(values) / len(values)
 
 
@@ -211,7 +213,8 @@ def check_monitor(model: nn.Module, valid: MultimodalDataset, monitor: str, devi
     """Refuse, before the first epoch, a ``train.monitor`` that the task's metrics do not include
     (the names come from the metrics of an untrained prediction on a few validation samples)."""
     batch = next(iter(valid.batches(64)))
-    names = compute_metrics(valid.task, model.predict(batch.to(device)).cpu(), batch.targets.cpu())
+    names = compute_metrics(valid.task, model.predict(batch.to(device)).cpu(), batch.targets.cpu(),
+                            **metric_options(valid))
     if monitor not in names:
         raise ValueError(f"train.monitor={monitor!r} is not a validation metric of a {valid.task} task; "
                          f"available: {sorted(names)}")

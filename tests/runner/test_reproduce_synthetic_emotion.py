@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from robustfusion.data.synthetic import EMOTION_NAMES
+import torch
+
+from robustfusion.data.synthetic import EMOTION_NAMES, load_synthetic
+from robustfusion.runner.fit import check_monitor, evaluate_dataset
 from robustfusion.runner.presets import GRIDS, method_config
 from robustfusion.runner.reproduce import reproduce
 
@@ -34,3 +37,15 @@ def test_reproduce_synthetic_emotion_quick_end_to_end(tmp_path):
         assert 0.0 <= metrics["Acc"] <= 1.0 and metrics["NLL"] > 0.0
     oracle = {r["metric"]: r["value"] for r in full if r["model"] == "oracle"}
     assert oracle["Acc"] > 1 / 6
+
+
+class _Uniform:
+    def predict(self, batch):
+        return torch.zeros(batch.batch_size, 6)
+
+
+def test_training_metrics_use_the_emotion_names():
+    valid = load_synthetic(n_train=12, n_valid=30, n_test=12, target="emotion")["valid"]
+    check_monitor(_Uniform(), valid, "happy_F1", torch.device("cpu"))  # a valid monitor
+    metrics = evaluate_dataset(_Uniform(), valid)
+    assert {f"{n}_F1" for n in EMOTION_NAMES} <= set(metrics) and "class0_F1" not in metrics
