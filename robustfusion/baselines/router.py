@@ -15,13 +15,14 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from robustfusion.baselines.logistic import DEFAULT_L2, fit_logistic_specialist
 from robustfusion.baselines.ridge import DEFAULT_ALPHAS, as_subset, fit_ridge_specialist
 from robustfusion.batch import MultimodalBatch
 from robustfusion.data.dataset import MultimodalDataset
 from robustfusion.dropping import all_subsets, subset_name
 from robustfusion.models.base import target_fallback
 
-__all__ = ["Predictor", "SubsetRouter", "fit_ridge_specialists"]
+__all__ = ["Predictor", "SubsetRouter", "fit_logistic_specialists", "fit_ridge_specialists"]
 
 
 class Predictor(Protocol):
@@ -85,4 +86,14 @@ def fit_ridge_specialists(train: MultimodalDataset, val: MultimodalDataset,
     non-empty subset of ``train``'s modalities), behind a :class:`SubsetRouter`."""
     chosen = [as_subset(s) for s in subsets] if subsets is not None else all_subsets(train.modalities)
     specs = {s: fit_ridge_specialist(train, val, s, alphas, feature_mode) for s in chosen}
+    return SubsetRouter(specs, train.modalities, target_fallback(train.task, train.targets, train.num_outputs))
+
+
+def fit_logistic_specialists(train: MultimodalDataset, val: MultimodalDataset,
+                             subsets: Iterable[str | Iterable[str]] | None = None, *,
+                             l2s: Sequence[float] = DEFAULT_L2) -> SubsetRouter:
+    """One :func:`robustfusion.baselines.fit_logistic_specialist` per subset (classification;
+    default: every non-empty subset of ``train``'s modalities), behind a :class:`SubsetRouter`."""
+    chosen = [as_subset(s) for s in subsets] if subsets is not None else all_subsets(train.modalities)
+    specs = {s: fit_logistic_specialist(train, val, s, l2s) for s in chosen}
     return SubsetRouter(specs, train.modalities, target_fallback(train.task, train.targets, train.num_outputs))

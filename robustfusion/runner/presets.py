@@ -146,7 +146,7 @@ def _register_grids() -> None:
         quick={"methods": ["gmc", "gmc_pf", "late_fusion"], "seeds": [0],
                "base": {"train": {"epochs": 3}, "eval": {"levels": [0.0, 0.25, 0.5, 0.75, 1.0]}}},
         description="the synthetic benchmark's 6-class emotion target with its Bayes-optimal oracle "
-                    "(specialists: per-subset ridge on one-hot targets)")
+                    "(specialists: per-subset ridge on one-hot targets and multinomial logistic regression)")
     GRIDS["synthetic_extended"] = Grid(
         base=dataset_base("synthetic"), methods=list(METHODS), seeds=[0, 1, 2], oracle=True, specialists=True,
         description="the synthetic benchmark with every method, MulT included (slower)")

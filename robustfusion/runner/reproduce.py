@@ -27,7 +27,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from robustfusion.baselines import fit_ridge_specialists
+from robustfusion.baselines import fit_logistic_specialists, fit_ridge_specialists
 from robustfusion.io import atomic_write_json, atomic_write_text
 from robustfusion.models.registry import MODELS
 from robustfusion.reporting import write_report
@@ -47,6 +47,7 @@ __all__ = ["SPECIALISTS_RIDGE", "reproduce"]
 
 #: Model name of the per-subset ridge reference rows.
 SPECIALISTS_RIDGE = "specialists_ridge"
+SPECIALISTS_LOGISTIC = "specialists_logistic"
 
 
 def _data_key(cfg: DictConfig) -> str:
@@ -159,7 +160,7 @@ def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Pa
             finished((seed, method), _run_job(grid, method, seed, quick, overrides, str(out), cache=prepared))
 
     rows: list[dict] = []
-    specialists: dict[str, Any] = {}
+    specialists: dict[Any, Any] = {}
     for seed in seeds:  # the serial order, whatever order the runs finished in
         for method in methods:
             rows += done[(seed, method)]["rows"]
@@ -174,6 +175,12 @@ def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Pa
                     specialists[key] = fit_ridge_specialists(data.splits["train"], data.splits["valid"])
                 rows += evaluate_model(specialists[key], ref_cfg, data.splits[ref_cfg.data.split],
                                        model_name=SPECIALISTS_RIDGE)
+                if data.splits["train"].task == "classification":  # the multinomial logistic reference too
+                    if (key, "logistic") not in specialists:
+                        specialists[(key, "logistic")] = fit_logistic_specialists(data.splits["train"],
+                                                                                  data.splits["valid"])
+                    rows += evaluate_model(specialists[(key, "logistic")], ref_cfg,
+                                           data.splits[ref_cfg.data.split], model_name=SPECIALISTS_LOGISTIC)
     timings["total"] = round(time.perf_counter() - t_all, 2)
     write_rows_csv(rows, out / "robustness.csv")
     report = write_report(rows, out)  # table.md, table.tex, plots

@@ -28,7 +28,7 @@ def test_reproduce_synthetic_emotion_quick_end_to_end(tmp_path):
     result = reproduce("synthetic_emotion", quick=True, out=tmp_path, overrides=TINY, log=lambda m: None)
     rows = result["rows"]
     models = {r["model"] for r in rows}
-    assert {"gmc", "gmc_pf", "late_fusion", "oracle", "specialists_ridge"} <= models
+    assert {"gmc", "gmc_pf", "late_fusion", "oracle", "specialists_ridge", "specialists_logistic"} <= models
     full = [r for r in rows if r["protocol"] == "subsets" and r["subset"] == "text+audio+vision"]
     for model in models:
         metrics = {r["metric"]: r["value"] for r in full if r["model"] == model}
