@@ -241,9 +241,7 @@ def fit(model: nn.Module, train: MultimodalDataset, valid: MultimodalDataset | N
     model.to(device)
     opt = _build_optimizer(model, cfg)
     sched = _build_scheduler(opt, cfg)
-    monitor = cfg.monitor or primary_metric(train.task)
-    if valid is not None:
-        check_monitor(model, valid, monitor, device)
+    monitor = cfg.monitor or primary_metric(train.task)  # train_run checks it before the run starts
     higher = higher_is_better(monitor)
     dropout = ModalityDropout(cfg.modality_dropout) if cfg.modality_dropout > 0 else None
     frame_dropout = None
@@ -318,6 +316,8 @@ def fit(model: nn.Module, train: MultimodalDataset, valid: MultimodalDataset | N
         if valid is not None:
             vm = evaluate_dataset(model, valid, max(cfg.batch_size, 256), device)
             row.update({f"valid/{k}": v for k, v in vm.items()})
+            if monitor not in vm:  # direct callers of fit; train_run refuses this before the run starts
+                raise ValueError(f"train.monitor={monitor!r} is not a validation metric; available: {sorted(vm)}")
             value = float(vm[monitor])
             if getattr(cfg, "monitor_subsets", False):
                 value = subset_mean_metric(model, valid, monitor, max(cfg.batch_size, 256), device)

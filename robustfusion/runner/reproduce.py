@@ -42,12 +42,16 @@ from robustfusion.runner.api import (
 )
 from robustfusion.runner.fit import auto_num_threads, torch_threads
 from robustfusion.runner.presets import GRIDS, METHODS, Grid, method_config
+from robustfusion.tasks import TASKS
 
 __all__ = ["SPECIALISTS_RIDGE", "reproduce"]
 
 #: Model name of the per-subset ridge reference rows.
 SPECIALISTS_RIDGE = "specialists_ridge"
 SPECIALISTS_LOGISTIC = "specialists_logistic"
+#: Reference rows of a grid with ``specialists``: (model name, fit(train, valid) -> predictor, tasks).
+REFERENCES = ((SPECIALISTS_RIDGE, fit_ridge_specialists, TASKS),
+              (SPECIALISTS_LOGISTIC, fit_logistic_specialists, ("classification",)))
 
 
 def _data_key(cfg: DictConfig) -> str:
@@ -160,7 +164,7 @@ def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Pa
             finished((seed, method), _run_job(grid, method, seed, quick, overrides, str(out), cache=prepared))
 
     rows: list[dict] = []
-    specialists: dict[Any, Any] = {}
+    specialists: dict[tuple[str, str], Any] = {}
     for seed in seeds:  # the serial order, whatever order the runs finished in
         for method in methods:
             rows += done[(seed, method)]["rows"]
@@ -170,17 +174,14 @@ def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Pa
             if grid.oracle:
                 rows += oracle_rows(ref_cfg, data.raw[ref_cfg.data.split])
             if grid.specialists:
-                key = _data_key(ref_cfg)
-                if key not in specialists:  # closed-form ridge: the same fit for every seed
-                    specialists[key] = fit_ridge_specialists(data.splits["train"], data.splits["valid"])
-                rows += evaluate_model(specialists[key], ref_cfg, data.splits[ref_cfg.data.split],
-                                       model_name=SPECIALISTS_RIDGE)
-                if data.splits["train"].task == "classification":  # the multinomial logistic reference too
-                    if (key, "logistic") not in specialists:
-                        specialists[(key, "logistic")] = fit_logistic_specialists(data.splits["train"],
-                                                                                  data.splits["valid"])
-                    rows += evaluate_model(specialists[(key, "logistic")], ref_cfg,
-                                           data.splits[ref_cfg.data.split], model_name=SPECIALISTS_LOGISTIC)
+                for model_name, fit_references, tasks in REFERENCES:
+                    if data.splits["train"].task not in tasks:
+                        continue
+                    key = (model_name, _data_key(ref_cfg))
+                    if key not in specialists:  # closed form / deterministic: the same fit for every seed
+                        specialists[key] = fit_references(data.splits["train"], data.splits["valid"])
+                    rows += evaluate_model(specialists[key], ref_cfg, data.splits[ref_cfg.data.split],
+                                           model_name=model_name)
     timings["total"] = round(time.perf_counter() - t_all, 2)
     write_rows_csv(rows, out / "robustness.csv")
     report = write_report(rows, out)  # table.md, table.tex, plots
