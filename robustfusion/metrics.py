@@ -37,6 +37,12 @@ Single-label multi-class (the synthetic 6-class emotion task): ``Acc``, ``F1_mac
 ``f1_score(average=None)``) and, from ``[N, C]`` scores, ``NLL``: the mean cross-entropy of
 ``log_softmax(scores)`` (for log-probabilities, as the synthetic oracle emits, that is the mean
 negative log-probability of the true class; scikit-learn's ``log_loss`` of the softmax).
+The MulT-style binary per-emotion figures of a single-label task are ``<name>_bin_acc`` and
+``<name>_bin_F1``: the binary decision "predicted class is ``name``" (``argmax == c``) against
+"label is ``name``", scored as ``eval_iemocap`` scores one IEMOCAP emotion (accuracy and
+scikit-learn's weighted F1 over the two classes). They carry ``bin`` in the name because
+``<name>_F1`` is already the class's own F1 there; in the multilabel task every per-emotion
+decision is binary already, so MulT's figures keep MulT's names ``<name>_acc`` / ``<name>_F1``.
 
 :func:`compute_metrics` dispatches on the task; :data:`METRIC_DIRECTION` / :func:`higher_is_better`
 say which way is better (for early stopping and for marking the best value in tables) and
@@ -285,7 +291,10 @@ def classification_metrics(logits, labels, num_classes: int | None = None,
         ``{"Acc", "F1_macro", "F1_weighted", "<name>_F1" per class}`` (scikit-learn's
         ``accuracy_score``, ``f1_score(average="macro" / "weighted" / None)``; the macro average
         runs over the classes that occur in the labels or the predictions, as scikit-learn's
-        does; a class absent from both has F1 0), plus ``"NLL"`` for ``[N, C]`` scores: the mean
+        does; a class absent from both has F1 0); per class ``"<name>_bin_acc"`` and
+        ``"<name>_bin_F1"``: accuracy and weighted F1 (scikit-learn's ``average="weighted"``) of
+        the one-vs-rest decision ``pred == c`` against ``label == c`` (MulT ``eval_iemocap``'s
+        per-emotion figures for a single-label target); plus ``"NLL"`` for ``[N, C]`` scores: the mean
         of ``-log_softmax(scores)[i, y_i]`` (cross-entropy of logits; for log-probabilities
         that sum to 1 it is their mean negative log-likelihood).
     """
@@ -321,6 +330,10 @@ def classification_metrics(logits, labels, num_classes: int | None = None,
         raise ValueError(f"names: expected {num_classes} class names, found {len(names)}")
     out = {"Acc": acc, "F1_macro": f1_m, "F1_weighted": f1_w}
     out.update({f"{name}_F1": float(v) for name, v in zip(names, f1, strict=True)})
+    for c, name in enumerate(names):  # one-vs-rest binary decisions, scored as MulT's eval_iemocap
+        d, t = (pred == c).long(), (y == c).long()
+        out[f"{name}_bin_acc"] = accuracy(d, t)
+        out[f"{name}_bin_F1"] = weighted_f1(d, t)
     if s.dim() == 2:
         logp = torch.log_softmax(s.to(torch.float64), dim=1)
         out["NLL"] = float(-logp.gather(1, y.unsqueeze(1)).mean())

@@ -206,6 +206,44 @@ def test_classification_per_class_f1_and_nll_match_reference(seed):
         classification_metrics(logits, y, names=names[:5])
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_classification_one_vs_rest_binary_matches_mult_eval_iemocap(seed):
+    """``<name>_bin_acc`` / ``<name>_bin_F1``: MulT's per-emotion binary accuracy and weighted F1
+    (``eval_iemocap``: ``accuracy_score(truth, pred)``, ``f1_score(truth, pred, average="weighted")``)
+    of the decision "argmax is this class" against "label is this class"."""
+    rng = np.random.default_rng(seed)
+    n, c = 70, 6
+    y = rng.integers(0, c - 1, n)  # class 5 never in the labels
+    logits = rng.normal(size=(n, c))
+    logits[:, 3] -= 10.0  # class 3 never predicted
+    names = ("happy", "sad", "angry", "fear", "disgust", "surprise")
+    got = classification_metrics(torch.tensor(logits), torch.tensor(y), names=names)
+    p = logits.argmax(1)
+    for i, name in enumerate(names):
+        truth_i, pred_i = (y == i).astype(int), (p == i).astype(int)
+        assert got[f"{name}_bin_acc"] == pytest.approx(sk.accuracy_score(truth_i, pred_i))
+        assert got[f"{name}_bin_F1"] == pytest.approx(sk.f1_score(truth_i, pred_i, average="weighted",
+                                                                  zero_division=0))
+    # the same numbers as the multilabel (IEMOCAP) metrics on the one-hot decisions and labels
+    onehot_pred, onehot_truth = np.eye(c)[p], np.eye(c, dtype=int)[y]
+    multi = emotion_metrics(onehot_pred, onehot_truth, names=names, threshold=0.5)
+    for name in names:
+        assert got[f"{name}_bin_acc"] == pytest.approx(multi[f"{name}_acc"])
+        assert got[f"{name}_bin_F1"] == pytest.approx(multi[f"{name}_F1"])
+    # class vectors give them too
+    assert classification_metrics(p, y, num_classes=c)["class3_bin_acc"] == pytest.approx(np.mean(y != 3))
+
+
+def test_emotion_mult_paired_logit_ties_decide_absent_like_argmax():
+    """MulT takes ``np.argmax`` of each (absent, present) pair: a tie means absent."""
+    truth = np.array([[1, 0, 1, 0], [0, 1, 0, 1], [1, 1, 0, 0]])
+    pairs = np.zeros((3, 4, 2))
+    pairs[0, 0] = (0.0, 1.0)
+    got = emotion_metrics(pairs, truth)
+    assert_same(got, ref_emotion(pairs.argmax(-1), truth, ("Neutral", "Happy", "Sad", "Angry")))
+    assert got["Neutral_acc"] == pytest.approx(2 / 3)
+
+
 def test_classification_nll_direction_and_names_keep_working():
     assert metric_direction("NLL") == "min" and higher_is_better("happy_F1")
     got = classification_metrics(np.eye(3), np.array([0, 1, 2]))
@@ -230,13 +268,14 @@ def test_compute_metrics_dispatch_and_directions():
     rng = np.random.default_rng(0)
     assert set(compute_metrics("regression", rng.normal(size=(9, 1)), rng.normal(size=9))) == set(SENTIMENT_METRICS)
     assert set(compute_metrics("classification", rng.normal(size=(9, 3)), rng.integers(0, 3, 9))) == {
-        "Acc", "F1_macro", "F1_weighted", "class0_F1", "class1_F1", "class2_F1", "NLL"}
+        "Acc", "F1_macro", "F1_weighted", "NLL", *(f"class{i}_{m}" for i in range(3) for m in ("F1", "bin_acc", "bin_F1"))}
     assert "Avg_F1" in compute_metrics("multilabel", rng.normal(size=(9, 4)), rng.integers(0, 2, (9, 4)))
     with pytest.raises(ValueError, match="task"):
         compute_metrics("ranking", [1.0], [1.0])
     for task in ("regression", "classification", "multilabel"):
         assert primary_metric(task) in METRIC_DIRECTION
     assert not higher_is_better("MAE") and higher_is_better("Has0_acc_2") and higher_is_better("Happy_F1")
+    assert higher_is_better("happy_bin_acc") and higher_is_better("happy_bin_F1")
     assert metric_direction("gap/MAE") == "min"
     with pytest.raises(ValueError, match="direction unknown"):
         metric_direction("weird")
