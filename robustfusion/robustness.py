@@ -128,9 +128,15 @@ def _predict(predictor, batch: MultimodalBatch, cache: tuple | None) -> Tensor:
 
 
 def metric_options(dataset) -> dict[str, Any]:
-    """Class names and count for classification metrics (``dataset.meta["label_names"]`` when
-    the dataset has them, e.g. the synthetic emotion target)."""
-    if getattr(dataset, "task", None) != "classification":
+    """Class names and count for classification metrics, emotion names for multilabel ones
+    (``dataset.meta["label_names"]`` when the dataset has them, e.g. the synthetic emotion target
+    or IEMOCAP's Neutral/Happy/Sad/Angry)."""
+    task = getattr(dataset, "task", None)
+    if task == "multilabel":
+        names = (getattr(dataset, "meta", None) or {}).get("label_names")
+        k = getattr(dataset, "num_outputs", None)
+        return {"names": list(names)} if names is not None and (k is None or len(names) == int(k)) else {}
+    if task != "classification":
         return {}
     kwargs: dict[str, Any] = {}
     k = getattr(dataset, "num_outputs", None)

@@ -7,7 +7,7 @@
 from robustfusion.data.dataset import MultimodalDataset
 from robustfusion.data.mmsa import load_mmsa
 from robustfusion.data.mosi_utterance import carve_video_splits, load_mosi_utterance
-from robustfusion.data.mult import IEMOCAP_EMOTIONS, load_mult
+from robustfusion.data.mult import IEMOCAP_EMOTIONS, load_mult, write_example_mult_pickle
 from robustfusion.data.registry import (
     DATASETS,
     DatasetInfo,
@@ -54,4 +54,5 @@ __all__ = [
     "register_dataset",
     "safe_load_pickle",
     "safe_loads_pickle",
+    "write_example_mult_pickle",
 ]

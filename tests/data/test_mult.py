@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from robustfusion.data import UnsafePickleError, load_dataset, load_mult
+from robustfusion.data.mult import EXAMPLE_LAYOUTS, write_example_mult_pickle
 
 
 def test_mosi_layout_shapes_targets_masks(tmp_path, rng, build):
@@ -46,7 +47,11 @@ def test_iemocap_labels_are_multilabel_index_one_means_present(tmp_path, rng, bu
     assert ds.task == "multilabel" and ds.num_outputs == 4
     assert ds.targets.shape == (4, 4) and ds.targets.dtype == torch.float32
     np.testing.assert_array_equal(ds.targets.numpy(), raw["test"]["labels"][:, :, 1])
-    assert ds.meta["label_names"] == ("neutral", "happy", "sad", "angry")
+    # MulT's names (eval_iemocap prints Neutral, Happy, Sad, Angry); the metrics use them
+    assert ds.meta["label_names"] == ("Neutral", "Happy", "Sad", "Angry")
+    from robustfusion.robustness import metric_options
+
+    assert metric_options(ds) == {"names": ["Neutral", "Happy", "Sad", "Angry"]}
 
 
 def test_mosei_minus_inf_zeroed_by_default_and_error_option(tmp_path, rng, build):
@@ -144,3 +149,69 @@ def test_split_with_another_feature_width_names_file_and_split(tmp_path, rng, bu
     other = load_mult(build.pickle(tmp_path / "copy.pkl", build.mult(rng, dims=(300, 7, 20))), name="mosi_mult")
     with pytest.raises(ValueError, match=r"copy\.pkl: split 'test': modality 'audio': expected feature size 5, found 7"):
         Standardizer.fit(ok["train"]).transform(other["test"])
+
+
+# ---------------------------------------------------------------------------- example file writer
+def test_example_iemocap_file_has_the_published_layout(tmp_path):
+    """iemocap_data.pkl as MulT's src/dataset.py reads it: splits train/valid/test, each with
+    vision [N, 20, 35], audio [N, 20, 74], text [N, 20, 300] and labels [N, 4, 2] (float32)."""
+    path = write_example_mult_pickle(tmp_path / "iemocap_data.pkl", sizes=(7, 5, 6), seed=3)
+    with open(path, "rb") as f:
+        raw = pickle.load(f)
+    assert set(raw) == {"train", "valid", "test"}
+    for split, n in (("train", 7), ("valid", 5), ("test", 6)):
+        d = raw[split]
+        assert set(d) == {"text", "audio", "vision", "labels"}
+        shapes = {k: v.shape for k, v in d.items()}
+        assert shapes == {"text": (n, 20, 300), "audio": (n, 20, 74), "vision": (n, 20, 35), "labels": (n, 4, 2)}
+        assert all(v.dtype == np.float32 for v in d.values())
+        # one-hot pairs, exactly one emotion present per sample; MulT's argmax gives the targets
+        assert np.isin(d["labels"], (0, 1)).all() and (d["labels"].sum(-1) == 1).all()
+        assert (d["labels"].argmax(-1).sum(1) == 1).all()
+        # front zero padding, at least half of the frames real
+        observed = (d["text"] != 0).any(-1)
+        assert (observed.sum(1) >= 10).all()
+        assert all((np.diff(row.astype(int)) >= 0).all() for row in observed)  # zeros only at the front
+    ds = load_dataset("iemocap_mult", path)
+    assert ds["test"].task == "multilabel" and ds["test"].num_outputs == 4
+    np.testing.assert_array_equal(ds["valid"].targets.numpy(), raw["valid"]["labels"].argmax(-1))
+    # same arguments, same file
+    again = write_example_mult_pickle(tmp_path / "again.pkl", sizes=(7, 5, 6), seed=3)
+    assert again.read_bytes() == path.read_bytes()
+
+
+@pytest.mark.parametrize("layout", ["mosi", "mosei_senti"])
+def test_example_sentiment_files_load_as_regression(tmp_path, layout):
+    dims, frames, _ = EXAMPLE_LAYOUTS[layout]
+    path = write_example_mult_pickle(tmp_path / f"{layout}_data.pkl", layout=layout, sizes=(4, 3, 3))
+    ds = load_mult(path)["train"]
+    assert ds.task == "regression" and ds.targets.shape == (4,)
+    assert (ds.targets.abs() <= 3).all()
+    assert {m: tuple(x.shape[1:]) for m, x in ds.features.items()} == {
+        m: (frames, d) for m, d in zip(("text", "audio", "vision"), dims)}
+
+
+def test_example_file_carries_a_learnable_signal(tmp_path):
+    """With signal, each modality's frame mean separates the emotions; with signal=0 it does not."""
+    def nearest_centroid_accuracy(signal):
+        with open(write_example_mult_pickle(tmp_path / "s.pkl", sizes=(200, 1, 200), signal=signal), "rb") as f:
+            raw = pickle.load(f)
+
+        def pooled(d):
+            mask = (d["audio"] != 0).any(-1, keepdims=True)
+            return (d["audio"] * mask).sum(1) / mask.sum(1), d["labels"].argmax(-1).argmax(-1)
+
+        (xtr, ytr), (xte, yte) = pooled(raw["train"]), pooled(raw["test"])
+        centroids = np.stack([xtr[ytr == k].mean(0) for k in range(4)])
+        pred = ((xte[:, None, :] - centroids[None]) ** 2).sum(-1).argmin(1)
+        return float((pred == yte).mean())
+
+    assert nearest_centroid_accuracy(1.0) > 0.9
+    assert nearest_centroid_accuracy(0.0) < 0.5
+
+
+def test_example_file_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match=r"layout: expected one of \['iemocap', 'mosei_senti', 'mosi'\], found 'sims'"):
+        write_example_mult_pickle(tmp_path / "x.pkl", layout="sims")
+    with pytest.raises(ValueError, match=r"sizes: expected 3 sample counts >= 1"):
+        write_example_mult_pickle(tmp_path / "x.pkl", sizes=(4, 0, 2))
