@@ -14,7 +14,8 @@ __all__ = ["build_parser", "main"]
 _EXAMPLES = {
     "train": "example:\n  robustfusion train configs/synthetic/gmc.yaml train.epochs=5 --out runs\n"
              "  robustfusion train configs/mosi_utterance/gmc_pf.yaml data.path=../shared/data/mosi-bclstm\n"
-             "  robustfusion train --resume runs/synthetic-gmc-seed0",
+             "  robustfusion train --resume runs/synthetic-gmc-seed0\n"
+             "  torchrun --nproc-per-node 2 -m robustfusion train configs/synthetic/gmc.yaml  # DDP, global batch",
     "evaluate": "example:\n  robustfusion evaluate runs/synthetic-gmc-seed0\n"
                 "  robustfusion evaluate runs/mosi_mult-gmc-seed0 data.path=/data/mosi_data_noalign.pkl data.split=valid",
     "report": "example:\n  robustfusion report runs/ --out results/",
@@ -100,8 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(args) -> int:
+    from robustfusion.runner import distributed as ddp
     from robustfusion.runner.api import resume_run, train_run
     from robustfusion.runner.config import load_config
+    from robustfusion.runner.rundir import read_run_config
 
     if args.config is not None and "=" in args.config:
         args.overrides.insert(0, args.config)
@@ -114,13 +117,17 @@ def _cmd_train(args) -> int:
             raise ValueError(f"--resume {args.resume} continues with the config saved in the run directory; "
                              f"overrides {args.overrides} are not applied to a resumed run: start a new run instead")
         check_writable(args.resume, "--resume")
-        run = resume_run(args.resume)
+        device = read_run_config(args.resume).train.device
     else:
         if args.config is None:
             raise ValueError("train: expected a config file (e.g. configs/synthetic/gmc.yaml) or --resume RUN_DIR")
         cfg = load_config(args.config, args.overrides)
         check_writable(args.out, "--out")
-        run = train_run(cfg, args.out)
+        device = cfg.train.device
+    with ddp.process_group(device):  # under torchrun: the group from its environment; else nothing
+        run = resume_run(args.resume) if args.resume else train_run(cfg, args.out)
+        if not ddp.is_main():
+            return 0
     for split in ("valid", "test"):
         if split in run.final:
             print(f"{split}: " + ", ".join(f"{k}={v:.4f}" for k, v in run.final[split].items()))

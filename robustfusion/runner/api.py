@@ -26,6 +26,7 @@ from robustfusion.models.registry import MODELS, create_model
 from robustfusion.reporting import write_report
 from robustfusion.results import ORACLE, read_rows_csv, write_rows_csv
 from robustfusion.robustness import evaluate
+from robustfusion.runner import distributed as ddp
 from robustfusion.runner.calibrate import (
     calibrate_partial_fusion,
     calibrate_presence_readout,
@@ -39,6 +40,7 @@ from robustfusion.runner.fit import (
     fit,
     resolve_device,
     set_fallback_from_targets,
+    tensorboard_writer,
     torch_threads,
 )
 from robustfusion.runner.rundir import (
@@ -134,6 +136,11 @@ def train_run(cfg: DictConfig, out: str | Path = "runs", run_dir: str | Path | N
     a resumed run always uses the standardisation saved in its directory. The run uses
     ``cfg.train.num_threads`` torch threads, else ``num_threads`` (a pool's share of the cores),
     else :func:`robustfusion.runner.fit.auto_num_threads`; the previous count is restored after.
+
+    Under ``torchrun`` (a process group initialised, e.g. by ``robustfusion train``) every rank
+    calls this with the same arguments and trains its shard of each batch; rank 0 alone writes the
+    run directory (its path is broadcast to the others), and every rank returns the same
+    :class:`Run` once rank 0 has finished writing.
     """
     with torch_threads(cfg.train.num_threads or num_threads):
         return _train_run(cfg, out, run_dir, resume, on_epoch_end, data)
@@ -161,10 +168,15 @@ def _train_run(cfg: DictConfig, out, run_dir, resume: bool, on_epoch_end, data: 
         check_readout_task(train.task)
     device = resolve_device(cfg.train.device)
     check_monitor(model, splits["valid"], cfg.train.monitor or primary_metric(train.task), device)  # before any file
+    ddp.check_batches(len(train), cfg.train.batch_size)
+    if cfg.train.tensorboard:
+        tensorboard_writer()  # the package is there
     if resume:
-        repair_run_files(run_dir, cfg, model, device, data.standardizer)
-    else:
+        if ddp.is_main():
+            repair_run_files(run_dir, cfg, model, device, data.standardizer)
+    elif ddp.is_main():
         run_dir = create_run_dir(cfg, model, device, data.standardizer, out=out, run_dir=run_dir)
+    run_dir = ddp.broadcast_object(run_dir)
     result = fit(model, train, splits["valid"], cfg.train, cfg.seed, run_dir=run_dir, resume=resume,
                  on_epoch_end=on_epoch_end)
     final: dict[str, Any] = {"selected_epoch": result.selected_epoch, "epochs_run": result.epochs_run,
@@ -179,7 +191,9 @@ def _train_run(cfg: DictConfig, out, run_dir, resume: bool, on_epoch_end, data: 
         if split in splits:
             final[split] = evaluate_dataset(model, splits[split], cfg.eval.batch_size, device)
     model = model.cpu().eval()
-    finish_run(run_dir, model, final)
+    if ddp.is_main():
+        finish_run(run_dir, model, final)
+    ddp.barrier()
     return Run(run_dir, cfg, model, final, data)
 
 

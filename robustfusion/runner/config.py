@@ -65,7 +65,7 @@ class TrainConfig:
     did) or ``"best"`` (best validation ``monitor``); ``patience`` > 0 also stops early."""
 
     epochs: int = 30
-    batch_size: int = 64
+    batch_size: int = 64  # the global batch under torchrun (each rank trains on its shard)
     optimizer: str = "adamw"  # adam | adamw
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -84,6 +84,8 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     num_threads: int = 0  # torch intra-op CPU threads for the run; 0 = min(4, cores // 2), at least 1
     progress: bool = True  # tqdm bars on a terminal, one line per epoch on stderr otherwise; false = neither
+    tensorboard: bool = False  # also write losses, validation metrics, lr per epoch to RUN/tensorboard/ (rank 0);
+    # needs pip install "robustfusion[tensorboard]"
 
 
 @dataclass

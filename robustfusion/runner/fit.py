@@ -15,6 +15,13 @@ checkpointed epochs, as it does ``metrics.jsonl``, so both always describe the s
 
 ``train.num_threads`` sets torch's intra-op CPU threads for the run (:func:`torch_threads`); 0
 chooses :func:`auto_num_threads`.
+
+``train.tensorboard=true`` also writes every row's scalars (training losses, validation metrics,
+learning rate; step = epoch) to ``RUN_DIR/tensorboard/`` (:func:`tensorboard_writer`).
+
+Under ``torchrun`` (:mod:`robustfusion.runner.distributed`) each rank trains on its shard of every
+global batch and the gradients are summed over the ranks, so the run ends with the
+single-process numbers up to float summation order; only rank 0 writes into ``run_dir``.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from robustfusion.io import atomic_write_text
 from robustfusion.metrics import compute_metrics, higher_is_better, primary_metric
 from robustfusion.models.base import target_fallback
 from robustfusion.robustness import metric_options
+from robustfusion.runner import distributed as ddp
 from robustfusion.runner.checkpoint import (
     load_latest_checkpoint,
     load_weights,
@@ -62,6 +70,7 @@ __all__ = [
     "resolve_device",
     "set_fallback_from_targets",
     "subset_mean_metric",
+    "tensorboard_writer",
     "torch_threads",
 ]
 
@@ -108,13 +117,29 @@ def torch_threads(n: int) -> Iterator[int]:
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; an unavailable CUDA request is an error."""
+    """``"auto"`` -> CUDA when available, else CPU; an unavailable CUDA request is an error. Under
+    ``torchrun`` a CUDA device is the rank's own (:func:`robustfusion.runner.distributed.local_device`)."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return ddp.local_device(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"train.device={device!r} but CUDA is not available here; use device=cpu or auto")
-    return dev
+    return ddp.local_device(dev)
+
+
+TENSORBOARD_HINT = 'pip install "robustfusion[tensorboard]"'
+
+
+def tensorboard_writer(log_dir: str | Path | None = None):
+    """A ``torch.utils.tensorboard.SummaryWriter`` writing into ``log_dir``; ``log_dir=None`` only
+    checks that the ``tensorboard`` package is installed. A missing package is a ``ValueError``
+    naming the optional extra to install."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ValueError(f"train.tensorboard=true needs the tensorboard package, which is not installed; "
+                         f"{TENSORBOARD_HINT}") from None
+    return None if log_dir is None else SummaryWriter(log_dir=str(log_dir))
 
 
 def set_fallback_from_targets(model: nn.Module, train: MultimodalDataset) -> None:
@@ -234,6 +259,9 @@ def fit(model: nn.Module, train: MultimodalDataset, valid: MultimodalDataset | N
         on_epoch_end: called with the epoch number after its checkpoint is written (tests use
             it to interrupt a run).
 
+    Under ``torchrun`` every rank calls ``fit`` with the same arguments; ``cfg.batch_size`` is the
+    global batch (see :mod:`robustfusion.runner.distributed`) and only rank 0 writes.
+
     Returns:
         :class:`FitResult`; the model holds the selected weights (``cfg.selection``).
     """
@@ -251,7 +279,9 @@ def fit(model: nn.Module, train: MultimodalDataset, valid: MultimodalDataset | N
                              f"{train.name!r} is utterance-level ({train.modality_dims}); use train.modality_dropout")
         frame_dropout = RandomRateFrameDropout()
     run_dir = Path(run_dir) if run_dir is not None else None
-    if run_dir is not None:
+    main = ddp.is_main()  # the only rank that writes into run_dir
+    ddp.check_batches(len(train), cfg.batch_size)
+    if run_dir is not None and main:
         run_dir.mkdir(parents=True, exist_ok=True)
     start, best, best_epoch, stale, history = 1, None, 0, 0, []
     best_state: dict[str, torch.Tensor] | None = None
@@ -269,14 +299,18 @@ def fit(model: nn.Module, train: MultimodalDataset, valid: MultimodalDataset | N
         # checkpoint must not leave that epoch twice, nor a torn last line
         metrics_path = run_dir / "metrics.jsonl"
         history = read_metrics(metrics_path, before_epoch=start)
-        if metrics_path.exists():
+        if metrics_path.exists() and main:
             atomic_write_text(metrics_path, "".join(json.dumps(h) + "\n" for h in history))
         # train.log: the same epochs, each line rebuilt from its metrics row (identical to the one written)
-        atomic_write_text(run_dir / "train.log", "".join(epoch_line(h, cfg.epochs, monitor, run_dir.name) + "\n"
-                                                           for h in history))
+        if main:
+            atomic_write_text(run_dir / "train.log", "".join(epoch_line(h, cfg.epochs, monitor, run_dir.name) + "\n"
+                                                               for h in history))
 
-    show = bool(cfg.progress) and sys.stderr.isatty()
-    echo = bool(cfg.progress) and not sys.stderr.isatty()
+    show = bool(cfg.progress) and main and sys.stderr.isatty()
+    echo = bool(cfg.progress) and main and not sys.stderr.isatty()
+    writer = None
+    if getattr(cfg, "tensorboard", False) and main and run_dir is not None:
+        writer = tensorboard_writer(run_dir / "tensorboard")
     log_name = run_dir.name if run_dir is not None else ""
     epoch = start - 1
     for epoch in range(start, cfg.epochs + 1):
@@ -298,18 +332,22 @@ def fit(model: nn.Module, train: MultimodalDataset, valid: MultimodalDataset | N
                 batch = dropout(batch, drop_gen)
             if frame_dropout is not None:
                 batch = frame_dropout(batch, frame_gen)
-            out = model(batch.to(device))
-            if out.loss is None or not torch.isfinite(out.loss):
-                raise FloatingPointError(f"epoch {epoch}: training loss is {out.loss}; lower train.lr or check the data")
+            # masks drawn for the global batch above; under torchrun the model sees this rank's shard
+            out, weight = ddp.shard_forward(model, batch, device)
+            if out.loss is None:
+                raise FloatingPointError(f"epoch {epoch}: training loss is None; the model returned no loss")
+            values = ddp.reduce_sum([weight * float(v.detach()) for v in (out.loss, *out.losses.values())])
+            if not math.isfinite(values[0]):
+                raise FloatingPointError(f"epoch {epoch}: training loss is {values[0]}; lower train.lr or check the data")
             opt.zero_grad(set_to_none=True)
-            out.loss.backward()
+            (out.loss if weight == 1.0 else out.loss * weight).backward()
+            ddp.all_reduce_grads(model)
             if cfg.grad_clip > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             n_batches += 1
-            sums["loss"] = sums.get("loss", 0.0) + float(out.loss.detach())
-            for k, v in out.losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            for k, v in zip(("loss", *out.losses), values):
+                sums[k] = sums.get(k, 0.0) + v
         lr = opt.param_groups[0]["lr"]
         sched.step()
         row: dict[str, Any] = {"epoch": epoch, "lr": lr, **{f"train/{k}": v / max(n_batches, 1) for k, v in sums.items()}}
@@ -322,18 +360,20 @@ def fit(model: nn.Module, train: MultimodalDataset, valid: MultimodalDataset | N
             if getattr(cfg, "monitor_subsets", False):
                 value = subset_mean_metric(model, valid, monitor, max(cfg.batch_size, 256), device)
                 row[f"valid/subset_mean/{monitor}"] = value
+            value = ddp.broadcast_object(value)  # rank 0's: every rank takes the same decisions
             if _is_better(value, best, higher):
                 best, best_epoch, stale = value, epoch, 0
                 if cfg.selection == "best":
                     if run_dir is not None:
-                        save_weights(model, run_dir / "checkpoints" / "best.safetensors", {"epoch": str(epoch)})
+                        if main:
+                            save_weights(model, run_dir / "checkpoints" / "best.safetensors", {"epoch": str(epoch)})
                     else:
                         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 stale += 1
         row["time_s"] = round(time.perf_counter() - t0, 4)
         history.append(row)
-        if run_dir is not None:
+        if run_dir is not None and main:
             with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row) + "\n")
             save_checkpoint(run_dir, epoch, model, {
@@ -341,18 +381,26 @@ def fit(model: nn.Module, train: MultimodalDataset, valid: MultimodalDataset | N
                 "best": best, "best_epoch": best_epoch, "stale": stale, "seed": seed,
             })
         line = epoch_line(row, cfg.epochs, monitor, log_name)
-        if run_dir is not None:  # append-only: a kill can tear only the line being written
+        if run_dir is not None and main:  # append-only: a kill can tear only the line being written
             with open(run_dir / "train.log", "a", encoding="utf-8") as fh:
                 fh.write(line + "\n")
+        if writer is not None:
+            for k, v in row.items():
+                if k not in ("epoch", "time_s") and isinstance(v, (int, float)):
+                    writer.add_scalar(k, v, epoch)
+            writer.flush()
         if echo:
             print(line, file=sys.stderr, flush=True)
         if on_epoch_end is not None:
             on_epoch_end(epoch)
 
+    if writer is not None:
+        writer.close()
     selected = epoch
     if cfg.selection == "best" and valid is not None and best_epoch > 0:
         selected = best_epoch
         if run_dir is not None:
+            ddp.barrier()  # rank 0 has written best.safetensors
             load_weights(model, run_dir / "checkpoints" / "best.safetensors")
         elif best_state is not None:
             model.load_state_dict(best_state)
