@@ -8,6 +8,7 @@ for its shard only (see ``robustfusion.runner.distributed``).
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import socket
@@ -239,6 +240,29 @@ def test_gathers_and_gradients_on_two_ranks_equal_one_process(tmp_path):
         assert set(result[name]["grads"]) == set(expected), name
         for k, g in expected.items():
             torch.testing.assert_close(result[name]["grads"][k], g, rtol=1e-5, atol=1e-7, msg=f"{name} {k}")
+
+
+def _fail_on_rank_1(rank: int, port: int, path: str) -> None:
+    os.environ.update(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    try:
+        with ddp.process_group("cpu", timeout=datetime.timedelta(minutes=5)):
+            if rank == 1:
+                raise ValueError("rank 1 fails")
+            ddp.barrier()  # rank 0 waits for a rank that is gone
+    except (ValueError, RuntimeError) as err:
+        Path(f"{path}.{rank}").write_text(type(err).__name__)
+
+
+def test_an_error_on_one_rank_ends_the_wait_of_the_others(tmp_path):
+    ctx, port = mp.get_context("spawn"), _free_port()
+    procs = [ctx.Process(target=_fail_on_rank_1, args=(r, port, str(tmp_path / "err"))) for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    # the failing rank leaves the group on its way out, so rank 0's barrier fails instead of waiting
+    assert [(tmp_path / f"err.{r}").read_text() for r in range(2)] == ["RuntimeError", "ValueError"]
 
 
 # ------------------------------------------------------------------ tensorboard
