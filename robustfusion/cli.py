@@ -22,6 +22,8 @@ _EXAMPLES = {
     "reproduce": "example:\n  robustfusion reproduce            # embedded default: synthetic benchmark, 3 seeds\n"
                  "  robustfusion reproduce --quick --out /tmp/rf-quick\n"
                  "  robustfusion reproduce --jobs 2          # two runs at a time, same robustness.csv\n"
+                 "  robustfusion reproduce --launcher ray --ray-address auto --cpus-per-job 2\n"
+                 "  robustfusion reproduce --launcher submitit --slurm-partition cpu --slurm-time 2:00:00\n"
                  "  robustfusion reproduce mosi_utterance data.path=../shared/data/mosi-bclstm",
     "list": "example:\n  robustfusion list",
 }
@@ -89,9 +91,33 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("name", nargs="?", default=None, help="grid name (default: the synthetic benchmark)")
     rp.add_argument("overrides", nargs="*", help="key=value overrides applied to every run")
     rp.add_argument("--quick", action="store_true", help="the small version of the grid (about a minute)")
-    rp.add_argument("--jobs", type=int, default=1, metavar="N",
-                    help="train N runs at a time in a local process pool, each with cores/N torch threads "
-                    "(default: 1, in this process); robustness.csv is byte-identical to --jobs 1")
+    rp.add_argument("--jobs", type=int, default=None, metavar="N",
+                    help="train at most N runs at a time; local: a process pool, each with cores/N torch threads "
+                    "(default: 1, in this process); ray: default as many as the cluster schedules; submitit: "
+                    "the SLURM array's parallelism. robustness.csv is byte-identical whatever the launcher")
+    lg = rp.add_argument_group("launchers", "where the runs train; finished runs are reused, and the reference "
+                               "rows and tables are made in this process")
+    lg.add_argument("--launcher", choices=("local", "ray", "submitit"), default="local",
+                    help="local (default): this machine; ray: one Ray task per run (pip install "
+                    "'robustfusion[ray]'); submitit: one SLURM array task per run (pip install "
+                    "'robustfusion[submitit]'), logs under OUT/submitit/")
+    lg.add_argument("--cpus-per-job", type=int, default=None, metavar="C",
+                    help="ray, submitit: CPUs of each run, and its torch thread count (default: 1)")
+    lg.add_argument("--gpus-per-job", type=float, default=None, metavar="G",
+                    help="ray, submitit: GPUs of each run (default: ray 1 when this machine has CUDA, else 0; "
+                    "a fraction shares a GPU on ray)")
+    lg.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                    help="ray: the cluster to join (ray.init(address=...); 'auto': the one `ray start` runs "
+                    "here; default: $RAY_ADDRESS, else a Ray started for this grid with the machine's cores, "
+                    "or N x C with --jobs N)")
+    lg.add_argument("--submitit-cluster", choices=("slurm", "local"), default=None,
+                    help="submitit: slurm (default) or local (submitit's local executor: the array's tasks "
+                    "as processes on this machine, all at once)")
+    lg.add_argument("--slurm-partition", default=None, metavar="NAME", help="submitit: the SLURM partition")
+    lg.add_argument("--slurm-time", default=None, metavar="TIME",
+                    help="submitit: time limit of each run, minutes or [D-]HH:MM:SS (default: 120 minutes)")
+    lg.add_argument("--slurm-option", action="append", default=None, metavar="KEY=VALUE",
+                    help="submitit: any other sbatch option, repeatable (account=abc, qos=high, mem=16G)")
     rp.add_argument("--out", default="results", help="output directory (default: results); prints the headline "
                     "table (the task's primary metric per modality subset) and the path of the full table.md")
 
@@ -166,15 +192,18 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
+    from robustfusion.runner.launchers import make_launcher
     from robustfusion.runner.reproduce import reproduce
 
     if args.name is not None and "=" in args.name:  # `reproduce key=value ...`: no grid name given
         args.overrides.insert(0, args.name)
         args.name = None
+    launcher = make_launcher(args.launcher, jobs=args.jobs, cpus_per_job=args.cpus_per_job,
+                             gpus_per_job=args.gpus_per_job, ray_address=args.ray_address,
+                             submitit_cluster=args.submitit_cluster, slurm_partition=args.slurm_partition,
+                             slurm_time=args.slurm_time, slurm_options=args.slurm_option or ())
     check_writable(args.out, "--out")
-    if args.jobs < 1:
-        raise ValueError(f"--jobs {args.jobs}: expected a number of processes >= 1")
-    result = reproduce(args.name, quick=args.quick, out=args.out, overrides=args.overrides, jobs=args.jobs)
+    result = reproduce(args.name, quick=args.quick, out=args.out, overrides=args.overrides, launcher=launcher)
     print(headline_table(result["markdown"], result.get("rows", ())))
     print(f"full tables (every metric, both sweeps, AUILC): {Path(args.out) / 'table.md'}")
     print(args.out)

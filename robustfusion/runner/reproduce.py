@@ -4,24 +4,26 @@ scored by the same evaluator), write ``robustness.csv``, ``table.md``, ``table.t
 
 Every number in the outputs comes from runs made by this call (or finished runs with an identical
 config); nothing is typed in. Each dataset is loaded and standardised once per grid (once per
-worker process with ``jobs`` > 1) and passed down to every run.
+worker process when the runs train elsewhere) and passed down to every run.
 
-``jobs`` > 1 trains and evaluates the runs on a local pool of ``jobs`` processes (``spawn``), each
-with ``cores // jobs`` torch threads (unless ``train.num_threads`` says otherwise); the parent puts
-every run's rows in the serial order and adds the reference rows itself, so ``robustness.csv``
-is byte-identical to a serial run. Progress goes to stderr: one line per epoch from each run
+Where the runs train is the launcher's business (:mod:`.launchers`): ``local`` (this process, or
+``jobs`` > 1 spawned processes with ``cores // jobs`` torch threads each unless
+``train.num_threads`` says otherwise), ``ray`` (one Ray task per run) or ``submitit`` (one SLURM
+array task per run). Every launcher runs the same job, :func:`_run_job`, on the runs not yet
+finished; finished runs are reused and evaluated here. This process puts every run's rows in
+the serial order and adds the reference rows itself, so ``robustness.csv`` is byte-identical to
+a serial run whatever the launcher. Progress goes to stderr: one line per epoch from each run
 (see :mod:`.fit`) and ``run k/N (dataset, method, seed)`` with an estimate of the time left.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import multiprocessing
 import shutil
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,8 @@ from robustfusion.runner.api import (
     prepare_data,
     train_run,
 )
-from robustfusion.runner.fit import auto_num_threads, torch_threads
+from robustfusion.runner.fit import torch_threads
+from robustfusion.runner.launchers import Launcher, make_launcher
 from robustfusion.runner.presets import GRIDS, METHODS, Grid, method_config
 from robustfusion.tasks import TASKS
 
@@ -70,26 +73,32 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {seconds:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-#: prepared datasets of this process, by data config (a pool worker keeps its own across runs)
+#: prepared datasets of this process, by data config: a worker process keeps its own across runs;
+#: ``reproduce`` empties this process's when it returns
 _DATA_CACHE: dict[str, PreparedData] = {}
 
 
-def _prepared(cfg: DictConfig, cache: dict[str, PreparedData]) -> PreparedData:
+def _prepared(cfg: DictConfig) -> PreparedData:
     key = _data_key(cfg)
-    if key not in cache:
-        cache[key] = prepare_data(cfg)
-    return cache[key]
+    if key not in _DATA_CACHE:
+        _DATA_CACHE[key] = prepare_data(cfg)
+    return _DATA_CACHE[key]
 
 
-def _run_job(grid: Grid, method: str, seed: int, quick: bool, overrides: Sequence[str], out: str,
-             num_threads: int = 0, cache: dict[str, PreparedData] | None = None) -> dict[str, Any]:
-    """Train (or reuse) one run of the grid and evaluate it: ``{"rows", "seconds", "reused"}``.
-    Runs in the caller's process or in a pool worker (then with the worker's data cache)."""
+def _run_dir(out: str | Path, method: str, seed: int) -> Path:
+    return Path(out) / "runs" / f"{method}-seed{seed}"
+
+
+def _run_job(method: str, seed: int, *, grid: Grid, quick: bool, overrides: Sequence[str], out: str,
+             num_threads: int = 0) -> dict[str, Any]:
+    """Train (or reuse) one run of the grid and evaluate it: ``{"rows", "seconds", "reused", ...}``.
+    The one job of every launcher: runs in this process, a pool worker, a Ray worker or a SLURM
+    array task (then with that process's data cache)."""
     cfg = method_config(grid, method, seed, quick, overrides)
     t0 = time.perf_counter()
     with torch_threads(cfg.train.num_threads or num_threads):
-        data = _prepared(cfg, _DATA_CACHE if cache is None else cache)
-        run_dir = Path(out) / "runs" / f"{method}-seed{seed}"
+        data = _prepared(cfg)
+        run_dir = _run_dir(out, method, seed)
         reused = _finished_with(run_dir, cfg)
         if reused:
             run = load_run(run_dir, data=data)
@@ -103,16 +112,25 @@ def _run_job(grid: Grid, method: str, seed: int, quick: bool, overrides: Sequenc
 
 
 def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Path = "results",
-              overrides: Sequence[str] = (), log=None, jobs: int = 1) -> dict[str, Any]:
+              overrides: Sequence[str] = (), log=None, jobs: int | None = None,
+              launcher: str | Launcher = "local") -> dict[str, Any]:
     """Run grid ``name`` (a name from :data:`robustfusion.runner.presets.GRIDS`, default
     ``"synthetic"``, or a :class:`Grid`); returns ``{"markdown", "paths", "rows", "timings"}``.
 
-    ``jobs``: how many runs train at once, in a local process pool (1: in this process).
-    ``log``: where progress messages go (default: stderr, flushed at once).
+    ``launcher``: where the runs train, ``"local"``, ``"ray"``, ``"submitit"`` (made with
+    :func:`robustfusion.runner.launchers.make_launcher`'s defaults and ``jobs``) or a
+    :class:`~robustfusion.runner.launchers.Launcher` made with its options.
+    ``jobs``: how many runs train at once (local: the process pool's size, default 1 = in this
+    process). ``log``: where progress messages go (default: stderr, flushed at once).
     """
     log = log or _log_stderr
-    if jobs < 1:
+    if jobs is not None and jobs < 1:
         raise ValueError(f"reproduce: jobs must be >= 1, found {jobs}")
+    if isinstance(launcher, str):
+        launcher = make_launcher(launcher, jobs=jobs)
+    elif jobs is not None:
+        raise ValueError(f"reproduce: expected jobs inside the Launcher (make_launcher(..., jobs={jobs})), "
+                         "found both")
     if isinstance(name, Grid):
         grid, name = name, name.description or "custom"
     else:
@@ -128,12 +146,21 @@ def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Pa
         log(f"[reproduce] skipping methods whose model is not registered: {skipped}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    prepared: dict[str, PreparedData] = {}  # one load + standardisation per dataset config
+    try:
+        return _reproduce(grid, name, methods, seeds, quick, out, list(overrides), log, launcher)
+    finally:
+        _DATA_CACHE.clear()  # one load + standardisation per dataset config and call
 
+
+def _reproduce(grid: Grid, name: str, methods: list[str], seeds: list[int], quick: bool, out: Path,
+               overrides: list[str], log, launcher: Launcher) -> dict[str, Any]:
     todo = [(seed, method) for seed in seeds for method in methods]
+    job = functools.partial(_run_job, grid=grid, quick=quick, overrides=tuple(overrides),
+                            out=str(out.resolve()))  # absolute: the job may run in another directory
     done: dict[tuple[int, str], dict[str, Any]] = {}
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
+    launched = {"t0": t_all, "done": 0}
 
     def finished(key: tuple[int, str], result: dict[str, Any]) -> None:
         done[key] = result
@@ -142,26 +169,25 @@ def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Pa
         k, n = len(done), len(todo)
         what = (f"reused finished run {result['run_dir']} (same config)" if result["reused"]
                 else f"trained and evaluated in {result['seconds']:.1f} s")
-        left = f"; about {_duration((time.perf_counter() - t_all) / k * (n - k))} left" if k < n else ""
+        left = ""
+        if not result["reused"]:
+            launched["done"] += 1
+            if k < n:
+                per_run = (time.perf_counter() - launched["t0"]) / launched["done"]
+                left = f"; about {_duration(per_run * (n - k))} left"
         log(f"[reproduce] run {k}/{n} ({result['dataset']}, {method}, seed {seed}): {what}{left}")
 
-    workers = min(jobs, len(todo))
-    if workers > 1:
-        threads = auto_num_threads(workers)
-        log(f"[reproduce] {len(todo)} runs on {workers} processes, {threads} torch thread(s) each")
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-        try:
-            pending = {pool.submit(_run_job, grid, method, seed, quick, list(overrides), str(out), threads):
-                       (seed, method) for seed, method in todo}
-            while pending:
-                ready, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in sorted(ready, key=lambda f: todo.index(pending[f])):
-                    finished(pending.pop(fut), fut.result())
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-    else:
-        for seed, method in todo:
-            finished((seed, method), _run_job(grid, method, seed, quick, overrides, str(out), cache=prepared))
+    # finished runs are evaluated here, whatever the launcher (no queue, no worker for a reload)
+    fresh = []
+    for seed, method in todo:
+        if _finished_with(_run_dir(out, method, seed), method_config(grid, method, seed, quick, overrides)):
+            finished((seed, method), job(method, seed))
+        else:
+            fresh.append((seed, method))
+    if fresh:
+        launched["t0"] = time.perf_counter()
+        launcher.run(job, [(method, seed) for seed, method in fresh], lambda i, result: finished(fresh[i], result),
+                     out=out, log=lambda message: log(f"[reproduce] {message}"))
 
     rows: list[dict] = []
     specialists: dict[tuple[str, str], Any] = {}
@@ -170,7 +196,7 @@ def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Pa
             rows += done[(seed, method)]["rows"]
         ref_cfg = method_config(grid, methods[0], seed, quick, overrides)
         with torch_threads(ref_cfg.train.num_threads):
-            data = _prepared(ref_cfg, prepared)
+            data = _prepared(ref_cfg)
             if grid.oracle:
                 rows += oracle_rows(ref_cfg, data.raw[ref_cfg.data.split])
             if grid.specialists:
@@ -187,7 +213,7 @@ def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Pa
     report = write_report(rows, out)  # table.md, table.tex, plots
     atomic_write_json(out / "timings.json", timings)
     atomic_write_text(out / "grid.yaml", OmegaConf.to_yaml(OmegaConf.create(
-        {"name": name, "quick": quick, "methods": methods, "seeds": seeds, "overrides": list(overrides)})))
+        {"name": name, "quick": quick, "methods": methods, "seeds": seeds, "overrides": overrides})))
     return {"markdown": report["markdown"], "paths": report.get("paths", {}), "rows": rows, "timings": timings}
 
 
