@@ -187,7 +187,7 @@ def check_batches(n_train: int, batch_size: int, world: int | None = None) -> No
         small = batch_size if batch_size < world else last
         raise ValueError(f"train.batch_size={batch_size} on {world} ranks: expected every batch to hold at least "
                          f"one sample per rank, found a batch of {small} ({n_train} training samples); choose a "
-                         "batch size whose last batch has at least as many samples as ranks")
+                         f"batch size >= {world} whose last batch ({n_train} % batch size) is 0 or >= {world}")
 
 
 class _GatherRows(torch.autograd.Function):
@@ -240,7 +240,8 @@ def _gather_output(out: ModelOutput, sizes: Sequence[int]) -> ModelOutput:
 @contextlib.contextmanager
 def _global_add_losses(model: nn.Module, batch: MultimodalBatch, sizes: Sequence[int]) -> Iterator[dict]:
     """While the block runs, ``model.add_losses(out, shard, present)`` computes the loss of the
-    global ``batch`` from the gathered outputs of every rank's shard (yields ``{"calls": n}``)."""
+    global ``batch`` (its targets; the inputs are not read) from the gathered outputs of every
+    rank's shard (yields ``{"calls": n}``)."""
     own = type(model).add_losses
     state = {"calls": 0}
 
@@ -274,7 +275,8 @@ def shard_forward(model: nn.Module, batch: MultimodalBatch, device: torch.device
     shard = batch.select(slice(lo, hi)).to(device)
     if not callable(getattr(type(model), "add_losses", None)):
         return model(shard), (hi - lo) / n
-    with _global_add_losses(model, batch.to(device), shard_sizes(n, world)) as state:
+    whole = batch if batch.targets is None else batch.replace(targets=batch.targets.to(device))  # inputs stay put
+    with _global_add_losses(model, whole, shard_sizes(n, world)) as state:
         out = model(shard)
     return out, (1.0 / world if state["calls"] else (hi - lo) / n)
 
