@@ -106,6 +106,7 @@ def test_two_ranks_under_torchrun_equal_one_process_and_only_rank_0_writes(singl
     # every file once: one writer appended each epoch's line once
     files = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
     assert files == sorted(str(p.relative_to(single)) for p in single.rglob("*"))
+    assert "tensorboard" not in files  # off by default
     assert len((run / "train.log").read_text().splitlines()) == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
 
@@ -285,8 +286,8 @@ def test_tensorboard_writes_the_scalars_of_every_epoch(tmp_path):
     assert [e.value for e in loss] == pytest.approx([r["train/loss"] for r in rows], rel=1e-6)
 
 
-def test_tensorboard_off_by_default_and_a_missing_package_is_refused_before_training(single, tmp_path, monkeypatch):
-    assert not (single / "tensorboard").exists()
+def test_tensorboard_off_by_default_and_a_missing_package_is_refused_before_training(tmp_path, monkeypatch):
+    assert load_config(GMC_PF).train.tensorboard is False
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if tensorboard were not installed
     cfg = load_config(GMC_PF, [*TINY, "train.tensorboard=true"])
     with pytest.raises(ValueError, match=r'train.tensorboard=true needs the tensorboard package.*'
