@@ -139,6 +139,10 @@ def _register_grids() -> None:
     for method in ("gmc", "gmc_pf"):
         emotion["per_method"][method]["train"] = {k: v for k, v in emotion["per_method"][method]["train"].items()
                                                  if k != "calibrate_subsets"}
+    # gmc_pf: twice the unimodal term and a lighter contrastive term (0.3), chosen on the validation
+    # split only (3 seeds, valid weighted F1 averaged over the 7 subsets 0.463 -> 0.472, accuracy
+    # with all three 0.590 -> 0.607; head dropout 0.2, modality dropout 0.5 and GRU encoders were not better)
+    emotion["per_method"]["gmc_pf"]["model"]["params"].update({"unimodal_weight": 2.0, "contrastive_weight": 0.3})
     GRIDS["synthetic_emotion"] = Grid(
         base=emotion,
         methods=["gmc", "gmc_pf", "late_fusion", "late_fusion_dropout", "early_fusion", "tfn", "lmf"],

@@ -22,6 +22,11 @@ def test_emotion_grid_is_classification_without_the_regression_readout():
         assert not cfg.train.calibrate_subsets
     # the sentiment grid keeps its read-out
     assert method_config(GRIDS["synthetic"], "gmc_pf", 0).train.calibrate_subsets
+    # gmc_pf's emotion settings (chosen on valid) stay out of gmc and of the sentiment grid
+    params = method_config(grid, "gmc_pf", 0).model.params
+    assert (params.unimodal_weight, params.contrastive_weight) == (2.0, 0.3)
+    assert "contrastive_weight" not in method_config(grid, "gmc", 0).model.params
+    assert "contrastive_weight" not in method_config(GRIDS["synthetic"], "gmc_pf", 0).model.params
 
 
 def test_reproduce_synthetic_emotion_quick_end_to_end(tmp_path):
