@@ -137,8 +137,8 @@ def load_mult(path: str | Path, name: str = "mult", nonfinite: str = "zero", pad
     return out
 
 
-def write_example_mult_pickle(path: str | Path, layout: str = "iemocap", sizes: tuple[int, int, int] = (64, 32, 32),
-                              seed: int = 0, signal: float = 1.0) -> Path:
+def write_example_mult_pickle(path: str | Path, layout: str = "iemocap", sizes: tuple[int, int, int] = (256, 64, 64),
+                              seed: int = 0, signal: float = 0.1) -> Path:
     """Write a small MulT pickle in the published layout ``layout`` (see :data:`EXAMPLE_LAYOUTS`).
 
     The file is what ``pickle.load`` gives for the real one: a dict with ``"train"``, ``"valid"``,
@@ -156,7 +156,10 @@ def write_example_mult_pickle(path: str | Path, layout: str = "iemocap", sizes: 
         layout: ``"iemocap"``, ``"mosi"`` or ``"mosei_senti"``.
         sizes: samples in train, valid and test (each >= 1).
         seed: NumPy seed; the same arguments give the same file.
-        signal: strength of the learnable part (0 gives pure noise).
+        signal: strength of the learnable part (0 gives pure noise). With the default 0.1 a
+            nearest-centroid rule on frame means finds the IEMOCAP emotion from text almost
+            always, from vision in about 80% of the samples (wider features carry more of it), so
+            the modality subsets differ; the ``iemocap_mult`` gmc_pf preset learns it in ~20 s.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.

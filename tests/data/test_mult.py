@@ -193,13 +193,13 @@ def test_example_sentiment_files_load_as_regression(tmp_path, layout):
 
 def test_example_file_carries_a_learnable_signal(tmp_path):
     """With signal, each modality's frame mean separates the emotions; with signal=0 it does not."""
-    def nearest_centroid_accuracy(signal):
+    def nearest_centroid_accuracy(signal, m="audio"):
         with open(write_example_mult_pickle(tmp_path / "s.pkl", sizes=(200, 1, 200), signal=signal), "rb") as f:
             raw = pickle.load(f)
 
         def pooled(d):
-            mask = (d["audio"] != 0).any(-1, keepdims=True)
-            return (d["audio"] * mask).sum(1) / mask.sum(1), d["labels"].argmax(-1).argmax(-1)
+            mask = (d[m] != 0).any(-1, keepdims=True)
+            return (d[m] * mask).sum(1) / mask.sum(1), d["labels"].argmax(-1).argmax(-1)
 
         (xtr, ytr), (xte, yte) = pooled(raw["train"]), pooled(raw["test"])
         centroids = np.stack([xtr[ytr == k].mean(0) for k in range(4)])
@@ -208,6 +208,7 @@ def test_example_file_carries_a_learnable_signal(tmp_path):
 
     assert nearest_centroid_accuracy(1.0) > 0.9
     assert nearest_centroid_accuracy(0.0) < 0.5
+    assert 0.5 < nearest_centroid_accuracy(0.1, "vision") < 0.95  # the default: informative, not trivial
 
 
 def test_example_file_bad_arguments(tmp_path):
