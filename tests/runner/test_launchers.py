@@ -6,6 +6,7 @@ imports an engine."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 import subprocess
 import sys
@@ -22,6 +23,18 @@ from robustfusion.runner.launchers.slurm import SubmititLauncher, slurm_minutes
 
 slurm_mod = importlib.import_module("robustfusion.runner.launchers.slurm")
 QUICK_RUNS = ("gmc", "gmc_pf", "late_fusion")
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ValueError:  # sys.modules[module] is None: blocked
+        return False
+
+
+needs_submitit = pytest.mark.skipif(not _installed("submitit"),
+                                    reason='submitit is not installed (pip install "robustfusion[submitit]")')
+needs_ray = pytest.mark.skipif(not _installed("ray"), reason='Ray is not installed (pip install "robustfusion[ray]")')
 
 
 @pytest.fixture(autouse=True)
@@ -44,9 +57,9 @@ def _progress(err: str) -> list[str]:
 
 # ------------------------------------------------------------------ submitit (its local executor)
 
+@needs_submitit
 def test_submitit_local_executor_writes_the_same_csv_and_a_rerun_reuses_the_runs_without_submitit(
         serial, tmp_path, capsys, monkeypatch):
-    pytest.importorskip("submitit", reason='submitit is not installed (pip install "robustfusion[submitit]")')
     out = tmp_path / "sub"
     assert main(["reproduce", "--quick", "--launcher", "submitit", "--submitit-cluster", "local",
                  "--out", str(out)]) == 0
@@ -68,8 +81,8 @@ def test_submitit_local_executor_writes_the_same_csv_and_a_rerun_reuses_the_runs
     assert (out / "robustness.csv").read_bytes() == (serial / "robustness.csv").read_bytes()
 
 
+@needs_submitit
 def test_submitit_slurm_script_carries_the_flags(monkeypatch, tmp_path):
-    pytest.importorskip("submitit", reason='submitit is not installed (pip install "robustfusion[submitit]")')
     monkeypatch.setattr(slurm_mod.shutil, "which", lambda name: f"/usr/bin/{name}")
     launcher = make_launcher("submitit", jobs=4, cpus_per_job=2, gpus_per_job=1, slurm_partition="cpu",
                              slurm_time="1-2:30", slurm_options=["account=abc", "--mail-type=END"])
@@ -90,8 +103,9 @@ def test_slurm_minutes_reads_slurms_time_formats(text, minutes):
 # ------------------------------------------------------------------ ray
 
 @pytest.mark.slow
+@needs_ray
 def test_ray_local_cluster_with_2_cpus_writes_the_same_csv(serial, tmp_path, capsys, monkeypatch):
-    ray = pytest.importorskip("ray", reason='Ray is not installed (pip install "robustfusion[ray]")')
+    import ray
     inits = []
     real_init = ray.init
 
@@ -252,8 +266,8 @@ def test_flags_of_another_launcher_and_bad_values_are_refused(tmp_path, capsys, 
     assert not (tmp_path / "out").exists()
 
 
+@needs_submitit
 def test_submitit_without_slurm_points_at_the_local_executor(monkeypatch, tmp_path, capsys):
-    pytest.importorskip("submitit", reason='submitit is not installed (pip install "robustfusion[submitit]")')
     monkeypatch.setattr(slurm_mod.shutil, "which", lambda name: None)
     assert main(["reproduce", "--launcher", "submitit", "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err == ("robustfusion reproduce: error: --launcher submitit: expected SLURM (sbatch "
