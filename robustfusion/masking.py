@@ -20,6 +20,7 @@ __all__ = [
     "POOLINGS",
     "check_frame_mask",
     "key_padding_mask",
+    "last_observed",
     "masked_last",
     "masked_mean",
     "zero_absent",
@@ -64,15 +65,20 @@ def masked_mean(h: Tensor, mask: Tensor | None) -> Tensor:
     return total / m.sum(dim=1).clamp_min(1).to(h.dtype)
 
 
+def last_observed(mask: Tensor) -> Tensor:
+    """``[B, T]`` observed-frame mask -> ``[B]`` index of each sequence's last observed frame
+    (-1 where none is observed)."""
+    mask = mask.bool()
+    pos = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
+    return torch.where(mask, pos, torch.full_like(pos, -1)).max(dim=1).values
+
+
 def masked_last(h: Tensor, mask: Tensor | None) -> Tensor:
     """``h[b, t_b]`` ``[B, H]`` for the last observed frame ``t_b`` of each sequence (zeros if none)."""
     if mask is None:
         return h[:, -1]
     check_frame_mask(h, mask)
-    t = h.shape[1]
-    mask = mask.bool()
-    pos = torch.arange(t, device=h.device).expand_as(mask)
-    last = torch.where(mask, pos, torch.full_like(pos, -1)).max(dim=1).values
+    last = last_observed(mask)
     out = h[torch.arange(h.shape[0], device=h.device), last.clamp_min(0)]
     return torch.where((last >= 0).unsqueeze(-1), out, _zero(h))
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from robustfusion.batch import MultimodalBatch
-from robustfusion.encoders.crossmodal import CrossmodalTransformer, MulTEncoder
+from robustfusion.encoders.crossmodal import MulTEncoder
 from robustfusion.fusion.low_rank import LowRankFusion
 from robustfusion.fusion.tensor import TensorFusion, tensor_fusion
 from robustfusion.masking import zero_fill_sequences
@@ -86,18 +86,20 @@ def test_low_rank_fusion_independent_of_absent_values():
 
 
 # ---------------------------------------------------------------- crossmodal blocks (MulT)
-def test_crossmodal_transformer_ignores_masked_source_frames_and_source_order():
+def test_mult_encoder_ignores_masked_source_frames_and_absent_modalities():
     torch.manual_seed(0)
-    cm = CrossmodalTransformer(8, num_heads=2, num_layers=2, dropout=0.0, attn_dropout=0.0).eval()
-    tgt, src = torch.randn(2, 3, 8), torch.randn(2, 5, 8)
-    mask = torch.tensor([[1, 1, 0, 1, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
-    ref = cm(tgt, src, mask)
-    junk = torch.where(mask.unsqueeze(-1), src, 100 * torch.randn_like(src))
-    torch.testing.assert_close(cm(tgt, junk, mask), ref)
-    perm = torch.tensor([4, 3, 2, 1, 0])  # attention is a set operation over keys
-    torch.testing.assert_close(cm(tgt, src[:, perm], mask[:, perm]), ref, rtol=1e-5, atol=1e-5)
-    # a source with no observed frame gives a finite output
-    assert torch.isfinite(cm(tgt, src, torch.zeros(2, 5, dtype=torch.bool))).all()
+    enc = MulTEncoder({"a": 3, "b": 2, "c": 4}, d_model=8, num_heads=2, num_layers=2, dropout=0.0,
+                      attn_dropout=0.0, embed_dropout=0.0, causal=True).eval()
+    x = {"a": torch.randn(3, 5, 3), "b": torch.randn(3, 4, 2), "c": torch.randn(3, 6, 4)}
+    present = torch.tensor([[1, 1, 1], [1, 0, 1], [0, 1, 1]], dtype=torch.bool)
+    frames = {"c": torch.tensor([[1, 1, 0, 1, 0, 0], [1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], dtype=torch.bool)}
+    ref = enc(x, present, frames)
+    junk = {k: 100 * torch.randn_like(v) for k, v in x.items()}
+    mixed = {"a": torch.where(present[:, 0, None, None], x["a"], junk["a"]),
+             "b": torch.where(present[:, 1, None, None], x["b"], junk["b"]),
+             "c": torch.where(frames["c"].unsqueeze(-1), x["c"], junk["c"])}
+    torch.testing.assert_close(enc(mixed, present, frames), ref)
+    assert torch.isfinite(ref).all()
 
 
 def test_zero_fill_sequences_rule():
@@ -117,7 +119,7 @@ def test_mult_encoder_any_number_of_modalities(dims):
     enc = MulTEncoder(dims, d_model=8, num_heads=2, num_layers=1)
     m = len(dims)
     assert enc.out_dim == m * max(m - 1, 1) * 8
-    assert len(enc.cross) == m * (m - 1)
+    assert enc.num_crossmodal == m * (m - 1)
     x = {k: torch.randn(2, 3 + i, d) for i, (k, d) in enumerate(dims.items())}  # unaligned lengths
     out = enc(x, torch.ones(2, m, dtype=torch.bool))
     assert out.shape == (2, enc.out_dim) and torch.isfinite(out).all()
