@@ -69,9 +69,11 @@ class TrainConfig:
     optimizer: str = "adamw"  # adam | adamw
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    scheduler: str = "cosine"  # none | cosine | step
+    scheduler: str = "cosine"  # none | cosine | step | plateau
     step_size: int = 10  # for scheduler=step
     gamma: float = 0.5  # for scheduler=step
+    plateau_patience: int = 20  # for scheduler=plateau: epochs without a lower validation loss before the lr drops
+    plateau_factor: float = 0.1  # for scheduler=plateau: the lr's multiplier at each drop
     grad_clip: float = 1.0  # max gradient norm; 0 disables
     selection: str = "best"  # best | last
     monitor: str = ""  # validation metric; "" = the task's primary metric
@@ -175,7 +177,7 @@ _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 def _check_choices(cfg: DictConfig) -> None:
-    choices = {"train.optimizer": ("adam", "adamw"), "train.scheduler": ("none", "cosine", "step"),
+    choices = {"train.optimizer": ("adam", "adamw"), "train.scheduler": ("none", "cosine", "step", "plateau"),
                "train.selection": ("best", "last")}
     for key, allowed in choices.items():
         value = OmegaConf.select(cfg, key)
@@ -191,6 +193,8 @@ def _check_choices(cfg: DictConfig) -> None:
     checks = [("train.lr", cfg.train.lr > 0, "> 0"), ("train.weight_decay", cfg.train.weight_decay >= 0, ">= 0"),
               ("train.grad_clip", cfg.train.grad_clip >= 0, ">= 0 (0 disables)"),
               ("train.patience", cfg.train.patience >= 0, ">= 0 (0 never stops early)"),
+              ("train.plateau_patience", cfg.train.plateau_patience >= 0, ">= 0"),
+              ("train.plateau_factor", 0 < cfg.train.plateau_factor < 1, "a factor in (0, 1)"),
               ("train.num_threads", cfg.train.num_threads >= 0, ">= 0 (0 chooses from the machine's cores)"),
               ("train.modality_dropout", 0 <= cfg.train.modality_dropout <= 1, "a rate in [0, 1]"),
               ("eval.batch_size", cfg.eval.batch_size >= 1, ">= 1")]

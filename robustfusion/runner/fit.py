@@ -163,6 +163,22 @@ def evaluate_dataset(model: nn.Module, dataset: MultimodalDataset, batch_size: i
                            **metric_options(dataset))
 
 
+@torch.no_grad()
+def validation_loss(model: nn.Module, dataset: MultimodalDataset, batch_size: int = 256,
+                    device: torch.device | str = "cpu") -> float:
+    """The model's training objective on ``dataset`` in eval mode, averaged over samples (the
+    ``val_loss`` that GMC's learning-rate schedule watches)."""
+    model.eval()
+    total, n = 0.0, 0
+    for batch in dataset.batches(batch_size):
+        out = model(batch.to(device))
+        if out.loss is None:
+            raise ValueError("train.scheduler=plateau watches the validation loss, but the model returned no loss")
+        total += float(out.loss) * len(batch)
+        n += len(batch)
+    return total / max(n, 1)
+
+
 def subset_mean_metric(model: nn.Module, dataset: MultimodalDataset, metric: str, batch_size: int = 256,
                        device: torch.device | str = "cpu") -> float:
     """``metric`` averaged over every non-empty modality subset of ``dataset`` (the selection
@@ -220,6 +236,9 @@ def _build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
 
 
 def _build_scheduler(opt: torch.optim.Optimizer, cfg):
+    if cfg.scheduler == "plateau":  # stepped on the validation loss (GMC's schedule)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", patience=cfg.plateau_patience,
+                                                          factor=cfg.plateau_factor)
     if cfg.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     if cfg.scheduler == "step":
@@ -269,6 +288,10 @@ def fit(model: nn.Module, train: MultimodalDataset, valid: MultimodalDataset | N
     model.to(device)
     opt = _build_optimizer(model, cfg)
     sched = _build_scheduler(opt, cfg)
+    plateau = cfg.scheduler == "plateau"
+    if plateau and valid is None:
+        raise ValueError("train.scheduler=plateau lowers the lr when the validation loss stops falling, but there is "
+                         "no validation split; choose train.scheduler=none, cosine or step")
     monitor = cfg.monitor or primary_metric(train.task)  # train_run checks it before the run starts
     higher = higher_is_better(monitor)
     dropout = ModalityDropout(cfg.modality_dropout) if cfg.modality_dropout > 0 else None
@@ -349,8 +372,12 @@ def fit(model: nn.Module, train: MultimodalDataset, valid: MultimodalDataset | N
             for k, v in zip(("loss", *out.losses), values):
                 sums[k] = sums.get(k, 0.0) + v
         lr = opt.param_groups[0]["lr"]
-        sched.step()
         row: dict[str, Any] = {"epoch": epoch, "lr": lr, **{f"train/{k}": v / max(n_batches, 1) for k, v in sums.items()}}
+        if plateau:
+            row["valid/loss"] = ddp.broadcast_object(validation_loss(model, valid, max(cfg.batch_size, 256), device))
+            sched.step(row["valid/loss"])
+        else:
+            sched.step()
         if valid is not None:
             vm = evaluate_dataset(model, valid, max(cfg.batch_size, 256), device)
             row.update({f"valid/{k}": v for k, v in vm.items()})

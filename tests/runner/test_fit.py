@@ -13,7 +13,12 @@ from robustfusion.data import MultimodalDataset
 from robustfusion.models import create_model
 from robustfusion.runner import load_config, train_run
 from robustfusion.runner.config import TrainConfig
-from robustfusion.runner.fit import evaluate_dataset, fit, set_fallback_from_targets
+from robustfusion.runner.fit import (
+    evaluate_dataset,
+    fit,
+    set_fallback_from_targets,
+    validation_loss,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,6 +67,26 @@ def test_early_stopping_stops_after_patience():
     train, valid = _data(64, 0), _data(32, 1)
     res = fit(_model(), train, valid, _cfg(epochs=30, lr=0.0, patience=2, scheduler="none"), seed=0)
     assert res.epochs_run <= 4  # lr=0: no improvement after epoch 1
+
+
+def test_plateau_scheduler_follows_the_validation_loss_as_torch_does(tmp_path):
+    train, valid = _data(96, 0), _data(48, 1)
+    model = _model()
+    res = fit(model, train, valid, _cfg(epochs=8, lr=0.05, scheduler="plateau", plateau_patience=1,
+                                        plateau_factor=0.5, selection="last"), seed=0)
+    losses = [h["valid/loss"] for h in res.history]
+    # the same losses fed to torch's ReduceLROnPlateau give the logged learning rates
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.05)
+    ref = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=1, factor=0.5)
+    expected = []
+    for loss in losses:
+        expected.append(opt.param_groups[0]["lr"])
+        ref.step(loss)
+    assert [h["lr"] for h in res.history] == pytest.approx(expected)
+    assert min(h["lr"] for h in res.history) < 0.05  # the schedule did act in these 8 epochs
+    assert losses[-1] == pytest.approx(validation_loss(model, valid))
+    with pytest.raises(ValueError, match="no validation split"):
+        fit(_model(), train, None, _cfg(scheduler="plateau"), seed=0)
 
 
 class _Kill(Exception):
