@@ -49,7 +49,8 @@ def _with_method(base: dict[str, Any], method: str) -> dict[str, Any]:
     """``base`` (dataset settings) merged with ``METHODS[method]`` and then with the dataset's
     ``per_method`` settings for that method."""
     base = copy.deepcopy(base)
-    per_method = base.pop("per_method", {}).get(method, {})
+    per_method = copy.deepcopy(base.pop("per_method", {}).get(method, {}))
+    per_method.pop("note", None)  # the preset YAML's comment (preset_yaml), not a setting
     preset = copy.deepcopy(METHODS[method])
     if preset.pop("own_params", False):
         base.setdefault("model", {})["params"] = {}
@@ -79,6 +80,38 @@ _SYNTHETIC_GMC_PARAMS = {"encoder": "mlp", "encoder_kwargs": {"layers": 0}, "hid
                          "head_dropout": 0.5, "partial_fusion": "weighted_mean"}
 _SYNTHETIC_GMC_TRAIN = {"epochs": 50, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-3, "monitor_subsets": True,
                         **_MOSI_GMC_TRAIN}
+# GMC's affect model and schedule (Poklukar et al., ICML 2022; miguelsvasco/gmc, gmc_code/supervised:
+# AffectGMC, its AffectJointProcessor and the affect experiment ingredients), for MulT's aligned
+# MOSI/MOSEI pickles (T = 50): 1,411,081 parameters on MOSEI, 1,401,001 on MOSI.
+_GMC_AFFECT_PARAMS = {
+    "encoder": "gru", "encoder_kwargs": {"hidden_dim": 30, "pooling": "flatten", "seq_len": 50},
+    "hidden_dim": 60, "latent_dim": 60, "temperature": 0.3,
+    "joint_encoder": "crossmodal",
+    "joint_kwargs": {"d_model": 30, "num_heads": 5, "num_layers": 5, "dropout": 0.1, "attn_dropout": {"text": 0.1},
+                     "memory_attn_dropout": 0.1, "embed_dropout": 0.25, "input_dropout": {"text": 0.25},
+                     "causal": True, "residual_projection": True},
+}
+_GMC_AFFECT_TRAIN = {"epochs": 40, "batch_size": 24, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0,
+                     "scheduler": "plateau", "plateau_patience": 20, "plateau_factor": 0.1, "grad_clip": 0.8,
+                     "selection": "last"}
+_GMC_AFFECT_NOTE = """\
+GMC's published affect configuration (Poklukar et al., ICML 2022; code miguelsvasco/gmc):
+per modality a GRU (hidden 30) over all 50 frames, flattened, Linear to 60; a joint encoder of
+MulT crossmodal transformers (embedding 30, 5 heads, 5 layers; attention dropout 0.1 where text
+is the source, i.e. keys and values, as in GMC's code; ReLU/residual dropout 0.1; embedding
+dropout 0.25; text input dropout 0.25; causal masks; memory transformers of width 60 with
+attention dropout 0.1), last frames concatenated, a residual two-layer projection, Linear to 60;
+one shared head Linear(60, 60) + L2 normalisation; temperature 0.3; Adam 1e-3, batch 24,
+40 epochs, ReduceLROnPlateau(patience 20, factor 0.1) on the validation loss, gradient
+clipping 0.8, the last epoch kept.
+Deviations: dropout rates are applied as multiples of 2^-16 (0.1 -> 0.1000061); frame t gets
+position t + 1 (GMC's MulT code gives position 0 to frames whose first feature is exactly 0);
+missing modalities are zero-filled and unobserved frames masked (GMC's code has no missing data);
+the validation loss is averaged over samples (Lightning averages over batches).
+"""
+_GMC_AFFECT_NOTES = {"gmc": _GMC_AFFECT_NOTE,
+                     "gmc_pf": _GMC_AFFECT_NOTE + "gmc_pf adds progressive-fusion back-connections (Shankar et al., "
+                                                  "arXiv 2209.00302) to\nthis model: not part of GMC.\n"}
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     # GMC models: mean-pooled linear base encoders, the unimodal term, modality dropout, subset-averaged
     # selection and both validation calibrations, 50 epochs (chosen on the validation split: gmc_pf's
@@ -106,8 +139,12 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
                            "gmc_pf": {"model": {"params": {**_MOSI_GMC_PARAMS, "predict_from": "modalities"}},
                                       "train": _MOSI_GMC_TRAIN}},
                        "eval": {"protocols": ["subsets", "sample_rate"]}},
-    "mosi_mult": {"model": {"params": {"encoder": "gru", "hidden_dim": 64}}, "train": _MULT_TRAIN},
-    "mosei_mult": {"model": {"params": {"encoder": "gru", "hidden_dim": 64}}, "train": _MULT_TRAIN},
+    "mosi_mult": {"model": {"params": {"encoder": "gru", "hidden_dim": 64}}, "train": _MULT_TRAIN,
+                  "per_method": {method: {"model": {"params": _GMC_AFFECT_PARAMS}, "train": _GMC_AFFECT_TRAIN,
+                                          "note": _GMC_AFFECT_NOTES[method]} for method in ("gmc", "gmc_pf")}},
+    "mosei_mult": {"model": {"params": {"encoder": "gru", "hidden_dim": 64}}, "train": _MULT_TRAIN,
+                   "per_method": {method: {"model": {"params": _GMC_AFFECT_PARAMS}, "train": _GMC_AFFECT_TRAIN,
+                                           "note": _GMC_AFFECT_NOTES[method]} for method in ("gmc", "gmc_pf")}},
     "iemocap_mult": {"model": {"params": {"encoder": "gru", "hidden_dim": 64}}, "train": _MULT_TRAIN},
     "mosi_mmsa": {"model": {"params": {"encoder": "transformer", "hidden_dim": 64}}, "train": _MMSA_TRAIN},
     "mosei_mmsa": {"model": {"params": {"encoder": "transformer", "hidden_dim": 64}}, "train": _MMSA_TRAIN},
@@ -187,4 +224,7 @@ def preset_yaml(dataset: str, method: str) -> str:
     header = (f"# {method} on {dataset}; generated by configs/generate.py from robustfusion/runner/presets.py\n"
               f"# usage: robustfusion train configs/{dataset}/{method}.yaml"
               + (" data.path=..." if dataset != "synthetic" else "") + " [key=value ...]\n")
+    note = DATASET_DEFAULTS[dataset].get("per_method", {}).get(method, {}).get("note")
+    if note:
+        header += "#\n" + "".join(f"# {line}\n" for line in note.splitlines())
     return header + OmegaConf.to_yaml(OmegaConf.create(body))

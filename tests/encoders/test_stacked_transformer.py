@@ -33,10 +33,10 @@ def _reference(model: StackedTransformer, s: int, x, source, key_mask):
             if not allowed[i].any():  # no allowed key: every key the causal rule lets it see
                 allowed[i] = torch.tensor([not model.causal or j <= i + abs(t_k - t) for j in range(t_k)])
         for layer in model.layers:
-            ln = lambda z: F.layer_norm(z, (d,), layer.norm_attn_w[s], layer.norm_attn_b[s])  # noqa: E731
+            norm = (d,), layer.norm_attn_w[s], layer.norm_attn_b[s]
             w, bias = layer.in_proj_w[s], layer.in_proj_b[s]
-            kv = ln(h) if src is None else ln(src)
-            q = F.linear(ln(h), w[:d], bias[:d])
+            kv = F.layer_norm(h if src is None else src, *norm)
+            q = F.linear(F.layer_norm(h, *norm), w[:d], bias[:d])
             k = F.linear(kv, w[d : 2 * d], bias[d : 2 * d])
             v = F.linear(kv, w[2 * d :], bias[2 * d :])
             o = []
