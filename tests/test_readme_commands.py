@@ -42,7 +42,7 @@ def _mult_pickle(path: Path) -> Path:
     rng = np.random.default_rng(0)
 
     def split(n):
-        d = {m: rng.standard_normal((n, 6, dim)).astype(np.float32)
+        d = {m: rng.standard_normal((n, 50, dim)).astype(np.float32)  # 50 frames, as published
              for m, dim in (("text", 300), ("audio", 5), ("vision", 20))}
         d["labels"] = rng.uniform(-3, 3, size=(n, 1, 1)).astype(np.float32)
         d["id"] = np.array([[f"vid{i}", f"{i}"] for i in range(n)])

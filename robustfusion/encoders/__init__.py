@@ -16,6 +16,7 @@ from robustfusion.encoders.joint import (
     register_joint_encoder,
 )
 from robustfusion.encoders.mlp import MLPEncoder
+from robustfusion.encoders.stacked_transformer import StackedTransformer
 from robustfusion.encoders.transformer import TransformerEncoder
 from robustfusion.masking import masked_last, masked_mean
 
@@ -28,6 +29,7 @@ __all__ = [
     "GRUEncoder",
     "MLPEncoder",
     "ModalityEncoder",
+    "StackedTransformer",
     "TransformerEncoder",
     "create_encoder",
     "create_joint_encoder",
