@@ -287,3 +287,43 @@ def test_the_package_never_imports_an_engine():
             "print(sorted(m for m in ('ray', 'submitit') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------ launch order
+
+class _Recording(LocalLauncher):
+    """Runs the jobs here, in the order given, as a concurrent launcher would receive them."""
+
+    concurrent = True
+
+    def __init__(self) -> None:
+        super().__init__(jobs=1)
+        self.order: list[str] = []
+
+    def run(self, fn, jobs, on_done, *, out, log):
+        for i, args in enumerate(jobs):
+            self.order.append(args[0])
+            on_done(i, fn(*args))
+
+
+def test_a_concurrent_launcher_gets_the_longest_runs_first_and_the_csv_is_unchanged(serial, tmp_path, monkeypatch):
+    reproduce_mod = importlib.import_module("robustfusion.runner.reproduce")
+    estimates = {"gmc": 1.0, "gmc_pf": 5.0, "late_fusion": 9.0}
+    monkeypatch.setattr(reproduce_mod, "_estimated_seconds", lambda cfg: estimates[cfg.name])
+    launcher = _Recording()
+    reproduce_mod.reproduce(quick=True, out=tmp_path, launcher=launcher, log=lambda message: None)
+    assert launcher.order == ["late_fusion", "gmc_pf", "gmc"]
+    assert (tmp_path / "robustness.csv").read_bytes() == (serial / "robustness.csv").read_bytes()
+
+
+def test_the_estimate_times_a_real_step_and_leaves_the_rng_alone():
+    import torch
+
+    from robustfusion.runner.presets import GRIDS, method_config
+
+    reproduce_mod = importlib.import_module("robustfusion.runner.reproduce")
+    torch.manual_seed(0)
+    state = torch.random.get_rng_state()
+    cfg = method_config(GRIDS["synthetic"], "late_fusion", 0, quick=True)
+    assert reproduce_mod._estimated_seconds(cfg) > 0
+    assert torch.equal(torch.random.get_rng_state(), state)

@@ -34,6 +34,11 @@ class Launcher:
 
     name = "launcher"
 
+    @property
+    def concurrent(self) -> bool:
+        """Whether several jobs may run at once (then ``reproduce`` launches the longest first)."""
+        return True
+
     def run(self, fn: Callable[..., Any], jobs: Sequence[tuple], on_done: OnDone, *, out: Path,
             log: Callable[[str], None]) -> None:
         """Call ``fn(*args, num_threads=T)`` for each ``args`` in ``jobs`` and ``on_done(i, result)``

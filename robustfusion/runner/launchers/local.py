@@ -25,6 +25,10 @@ class LocalLauncher(Launcher):
             raise ValueError(f"--jobs {jobs}: expected a number of processes >= 1")
         self.jobs = jobs
 
+    @property
+    def concurrent(self) -> bool:
+        return self.jobs > 1
+
     def run(self, fn: Callable[..., Any], jobs: Sequence[tuple], on_done: OnDone, *, out: Path,
             log: Callable[[str], None]) -> None:
         workers = min(self.jobs, len(jobs))
