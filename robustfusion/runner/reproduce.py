@@ -179,7 +179,8 @@ def _reproduce(grid: Grid, name: str, methods: list[str], seeds: list[int], quic
     done: dict[tuple[int, str], dict[str, Any]] = {}
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
-    launched = {"t0": t_all, "done": 0}
+    launched = {"t0": t_all, "done": 0.0, "total": 0.0}  # in estimated seconds (1 per run without estimates)
+    cost: dict[str, float] = {}
 
     def finished(key: tuple[int, str], result: dict[str, Any]) -> None:
         done[key] = result
@@ -190,10 +191,10 @@ def _reproduce(grid: Grid, name: str, methods: list[str], seeds: list[int], quic
                 else f"trained and evaluated in {result['seconds']:.1f} s")
         left = ""
         if not result["reused"]:
-            launched["done"] += 1
-            if k < n:
-                per_run = (time.perf_counter() - launched["t0"]) / launched["done"]
-                left = f"; about {_duration(per_run * (n - k))} left"
+            launched["done"] += cost.get(method, 1.0)
+            if k < n:  # the work left, at the pace of the work done so far
+                pace = (time.perf_counter() - launched["t0"]) / launched["done"]
+                left = f"; about {_duration(pace * (launched['total'] - launched['done']))} left"
         log(f"[reproduce] run {k}/{n} ({result['dataset']}, {method}, seed {seed}): {what}{left}")
 
     # finished runs are evaluated here, whatever the launcher (no queue, no worker for a reload)
@@ -204,10 +205,11 @@ def _reproduce(grid: Grid, name: str, methods: list[str], seeds: list[int], quic
         else:
             fresh.append((seed, method))
     if fresh and launcher.concurrent:
-        cost = {m: _estimated_seconds(method_config(grid, m, seeds[0], quick, overrides)) for m in {m for _, m in fresh}}
+        cost.update({m: _estimated_seconds(method_config(grid, m, seeds[0], quick, overrides))
+                     for m in {m for _, m in fresh}})
         fresh.sort(key=lambda job: -cost[job[1]])  # stable: ties keep the serial order
     if fresh:
-        launched["t0"] = time.perf_counter()
+        launched["t0"], launched["total"] = time.perf_counter(), sum(cost.get(m, 1.0) for _, m in fresh)
         launcher.run(job, [(method, seed) for seed, method in fresh], lambda i, result: finished(fresh[i], result),
                      out=out, log=lambda message: log(f"[reproduce] {message}"))
 
