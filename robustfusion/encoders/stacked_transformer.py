@@ -60,20 +60,20 @@ def _additive(mask: Tensor | None, heads: int) -> Tensor | None:
 _CAUSAL_BLOCKS = 3  # causal attention runs in this many blocks of queries (see _attention)
 
 
-def _attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool, p: float,
-               bias: Tensor | None, offset: int | None) -> Tensor:
+def _attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, p: float, bias: Tensor | None,
+               offset: int | None) -> Tensor:
     """Scaled dot-product attention over ``[N, heads, T, e]``; ``mask`` True = may attend.
 
-    Without dropout: PyTorch's fused kernel (``mask``, or ``causal`` for a square causal mask).
-    With dropout: written out, so the attention weights are dropped by :func:`dropout` (the fused
-    CPU kernel falls back to an unfused path anyway, with the slower ``bernoulli_`` draw). One
-    ``baddbmm`` scales the scores and adds ``bias`` (the mask as ``0 / -inf``). Under a causal
-    mask (``offset``: query ``i`` sees keys ``j <= i + offset``) the queries go in
-    ``_CAUSAL_BLOCKS`` blocks, each against the keys it may see only: the same result, without computing,
-    dropping and differentiating the masked half of the ``T x T`` weights.
+    Without dropout or a causal mask: PyTorch's fused kernel. Otherwise written out, so the
+    attention weights are dropped by :func:`dropout` (the fused CPU kernel falls back to an
+    unfused path anyway, with the slower ``bernoulli_`` draw): one ``baddbmm`` scales the scores
+    and adds ``bias`` (the mask as ``0 / -inf``). Under a causal mask (``offset``: query ``i``
+    sees keys ``j <= i + offset``) the queries go in ``_CAUSAL_BLOCKS`` blocks, each against the
+    keys it may see only: the same result, without computing, dropping and differentiating most
+    of the masked half of the ``T x T`` weights.
     """
     if p == 0.0 and offset is None:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=None if causal else mask, is_causal=causal)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     n, heads, t_q, e = q.shape
     t_k = k.shape[2]
     q3, k3, v3 = (z.reshape(n * heads, z.shape[2], e) for z in (q, k, v))
@@ -276,9 +276,8 @@ class StackedTransformer(nn.Module):
         q = rearrange(q, "s (b t) (h e) -> (s b) h t e", b=b, h=self.num_heads)
         k, v = (rearrange(z, "s (b t) (h e) -> (s b) h t e", b=b, h=self.num_heads) for z in (k, v))
         attn_p = self.attn_dropout if self.training else 0.0
-        is_causal = mask is not None and mask.dim() == 2 and t == t_k
-        offset = abs(t_k - t) if self.causal and t > 1 else None
-        o = _attention(q, k, v, mask, is_causal, attn_p, score_bias, offset)
+        offset = abs(t_k - t) if self.causal and t > 1 else None  # t = 1: one picked row, its mask given
+        o = _attention(q, k, v, mask, attn_p, score_bias, offset)
         o = rearrange(o, "(s b) h t e -> s (b t) (h e)", b=b)
         h = h + dropout(_linear(o, param(layer.out_proj_w), param(layer.out_proj_b)), self.dropout, self.training)
         f = _norm_linear(_standardise(h), param(layer.norm_ff_w), param(layer.norm_ff_b), param(layer.fc1_w),
