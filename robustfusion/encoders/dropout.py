@@ -42,14 +42,21 @@ def _threshold(p: float) -> int:
     return round(p * _LEVELS)
 
 
-def dropout(x: Tensor, p: float, training: bool) -> Tensor:
-    """``x * keep / (1 - p')`` with ``keep ~ Bernoulli(1 - p')`` per element (see the module)."""
+def _drop(x: Tensor, p: float, training: bool, relu: bool) -> Tensor:
     threshold = _threshold(p)
     if not training or threshold == 0:
-        return x
+        return F.relu(x) if relu else x
     if threshold == _LEVELS:
         return x * 0.0
-    return x * _keep(x, threshold).to(x.dtype).mul_(_LEVELS / (_LEVELS - threshold))
+    keep = _keep(x, threshold)
+    if relu:
+        keep.logical_and_(x.detach() > 0)
+    return x * keep.to(x.dtype).mul_(_LEVELS / (_LEVELS - threshold))
+
+
+def dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """``x * keep / (1 - p')`` with ``keep ~ Bernoulli(1 - p')`` per element (see the module)."""
+    return _drop(x, p, training, relu=False)
 
 
 def relu_dropout(x: Tensor, p: float, training: bool) -> Tensor:
@@ -58,10 +65,4 @@ def relu_dropout(x: Tensor, p: float, training: bool) -> Tensor:
     The same values and gradients as the two steps (ReLU's gradient at 0 is 0 in both), one pass
     over ``x`` and its gradient instead of three.
     """
-    threshold = _threshold(p)
-    if not training or threshold == 0:
-        return F.relu(x)
-    if threshold == _LEVELS:
-        return x * 0.0
-    keep = _keep(x, threshold).logical_and_(x.detach() > 0)
-    return x * keep.to(x.dtype).mul_(_LEVELS / (_LEVELS - threshold))
+    return _drop(x, p, training, relu=True)

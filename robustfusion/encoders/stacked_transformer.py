@@ -143,10 +143,14 @@ def _linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
 
+def _standardise(x: Tensor) -> Tensor:
+    return F.layer_norm(x, x.shape[-1:])
+
+
 def _norm(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """Per-stream LayerNorm over the last axis of ``x`` ``[S, ..., d]``."""
     shape = (weight.shape[0],) + (1,) * (x.dim() - 2) + (weight.shape[1],)
-    return torch.addcmul(bias.view(shape), F.layer_norm(x, x.shape[-1:]), weight.view(shape))
+    return torch.addcmul(bias.view(shape), _standardise(x), weight.view(shape))
 
 
 def _norm_linear(x_hat: Tensor, norm_w: Tensor, norm_b: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
@@ -155,10 +159,6 @@ def _norm_linear(x_hat: Tensor, norm_w: Tensor, norm_b: Tensor, weight: Tensor, 
     product instead of a pass over the activations, forward and backward)."""
     folded_bias = torch.baddbmm(bias.unsqueeze(-1), weight, norm_b.unsqueeze(-1)).squeeze(-1)
     return _linear(x_hat, weight * norm_w.unsqueeze(1), folded_bias)
-
-
-def _standardise(x: Tensor) -> Tensor:
-    return F.layer_norm(x, x.shape[-1:])
 
 
 class _Layer(nn.Module):
@@ -211,9 +211,12 @@ class StackedTransformer(nn.Module):
         self.norm_w = nn.Parameter(torch.ones(streams, d_model))
         self.norm_b = nn.Parameter(torch.zeros(streams, d_model))
 
+    def _scaled(self, x: Tensor) -> Tensor:
+        """``x * sqrt(d)`` plus positions, before embedding dropout."""
+        return x * math.sqrt(self.d_model) + mult_positions(x.shape[-2], self.d_model, x.device, x.dtype)
+
     def _embed(self, x: Tensor) -> Tensor:
-        pos = mult_positions(x.shape[-2], self.d_model, x.device, x.dtype)
-        return dropout(x * math.sqrt(self.d_model) + pos, self.embed_dropout, self.training)
+        return dropout(self._scaled(x), self.embed_dropout, self.training)
 
     def forward(self, x: Tensor, source: Tensor | None = None, key_mask: Tensor | None = None,
                 streams: Sequence[int] | None = None, query_index: Tensor | None = None) -> Tensor:
@@ -237,8 +240,11 @@ class StackedTransformer(nn.Module):
             t_k = source.shape[2]
             # the source is the same in every layer: standardise it once (each layer's LayerNorm
             # differs only in its affine part, folded into that layer's projection)
-            k_in = _standardise(self._embed(source).reshape(s, b * t_k, d))
-            v_in = _standardise(self._embed(source).reshape(s, b * t_k, d)) if self.training and self.embed_dropout else k_in
+            # keys and values get their own embedding-dropout draws (MulT's code)
+            scaled = self._scaled(source).reshape(s, b * t_k, d)
+            k_in = _standardise(dropout(scaled, self.embed_dropout, self.training))
+            v_in = (_standardise(dropout(scaled, self.embed_dropout, self.training))
+                    if self.training and self.embed_dropout else k_in)
         mask = allowed_keys(t, t_k, self.causal, None if key_mask is None else key_mask.reshape(s * b, t_k))
         attn_p = self.attn_dropout if self.training else 0.0
         bias = _additive(mask, self.num_heads) if attn_p or self.causal else None

@@ -112,6 +112,8 @@ the validation loss is averaged over samples (Lightning averages over batches).
 _GMC_AFFECT_NOTES = {"gmc": _GMC_AFFECT_NOTE,
                      "gmc_pf": _GMC_AFFECT_NOTE + "gmc_pf adds progressive-fusion back-connections (Shankar et al., "
                                                   "arXiv 2209.00302) to\nthis model: not part of GMC.\n"}
+_GMC_AFFECT_PER_METHOD = {method: {"model": {"params": _GMC_AFFECT_PARAMS}, "train": _GMC_AFFECT_TRAIN,
+                                   "note": _GMC_AFFECT_NOTES[method]} for method in ("gmc", "gmc_pf")}
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     # GMC models: mean-pooled linear base encoders, the unimodal term, modality dropout, subset-averaged
     # selection and both validation calibrations, 50 epochs (chosen on the validation split: gmc_pf's
@@ -140,11 +142,9 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
                                       "train": _MOSI_GMC_TRAIN}},
                        "eval": {"protocols": ["subsets", "sample_rate"]}},
     "mosi_mult": {"model": {"params": {"encoder": "gru", "hidden_dim": 64}}, "train": _MULT_TRAIN,
-                  "per_method": {method: {"model": {"params": _GMC_AFFECT_PARAMS}, "train": _GMC_AFFECT_TRAIN,
-                                          "note": _GMC_AFFECT_NOTES[method]} for method in ("gmc", "gmc_pf")}},
+                  "per_method": _GMC_AFFECT_PER_METHOD},
     "mosei_mult": {"model": {"params": {"encoder": "gru", "hidden_dim": 64}}, "train": _MULT_TRAIN,
-                   "per_method": {method: {"model": {"params": _GMC_AFFECT_PARAMS}, "train": _GMC_AFFECT_TRAIN,
-                                           "note": _GMC_AFFECT_NOTES[method]} for method in ("gmc", "gmc_pf")}},
+                   "per_method": _GMC_AFFECT_PER_METHOD},
     "iemocap_mult": {"model": {"params": {"encoder": "gru", "hidden_dim": 64}}, "train": _MULT_TRAIN},
     "mosi_mmsa": {"model": {"params": {"encoder": "transformer", "hidden_dim": 64}}, "train": _MMSA_TRAIN},
     "mosei_mmsa": {"model": {"params": {"encoder": "transformer", "hidden_dim": 64}}, "train": _MMSA_TRAIN},
