@@ -9,6 +9,7 @@ starts from a directory (``evaluate``, ``--resume``, a reused finished run) read
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from robustfusion.runner.calibrate import (
     check_readout_task,
 )
 from robustfusion.runner.config import ConfigError, load_config
+from robustfusion.runner.diverged import handle_divergence
 from robustfusion.runner.fit import (
     check_monitor,
     evaluate_dataset,
@@ -43,6 +45,7 @@ from robustfusion.runner.fit import (
     tensorboard_writer,
     torch_threads,
 )
+from robustfusion.runner.lock import run_lock
 from robustfusion.runner.rundir import (
     build_model_from_run,
     create_run_dir,
@@ -171,14 +174,28 @@ def _train_run(cfg: DictConfig, out, run_dir, resume: bool, on_epoch_end, data: 
     ddp.check_batches(len(train), cfg.train.batch_size)
     if cfg.train.tensorboard:
         tensorboard_writer()  # the package is there
-    if resume:
-        if ddp.is_main():
-            repair_run_files(run_dir, cfg, model, device, data.standardizer)
-    elif ddp.is_main():
-        run_dir = create_run_dir(cfg, model, device, data.standardizer, out=out, run_dir=run_dir)
-    run_dir = ddp.broadcast_object(run_dir)
-    result = fit(model, train, splits["valid"], cfg.train, cfg.seed, run_dir=run_dir, resume=resume,
-                 on_epoch_end=on_epoch_end)
+    with contextlib.ExitStack() as held:  # one writer per run directory (robustfusion.runner.lock)
+        if resume:
+            if ddp.is_main():
+                held.enter_context(run_lock(run_dir))
+                repair_run_files(run_dir, cfg, model, device, data.standardizer)
+        elif ddp.is_main():
+            run_dir = create_run_dir(cfg, model, device, data.standardizer, out=out, run_dir=run_dir)
+            held.enter_context(run_lock(run_dir))
+        run_dir = ddp.broadcast_object(run_dir)
+        try:
+            result = fit(model, train, splits["valid"], cfg.train, cfg.seed, run_dir=run_dir, resume=resume,
+                         on_epoch_end=on_epoch_end)
+        except FloatingPointError as err:  # a one-line error; the run resumable or removed
+            held.close()
+            raise handle_divergence(err, run_dir, float(cfg.train.lr), created=not resume) from None
+        final = _finish(cfg, model, splits, device, result, run_dir)
+    return Run(run_dir, cfg, model, final, data)
+
+
+def _finish(cfg: DictConfig, model: torch.nn.Module, splits: dict[str, MultimodalDataset], device, result,
+            run_dir: Path) -> dict[str, Any]:
+    """Calibrate, score valid/test and write the run's final files; returns ``final.json``'s content."""
     final: dict[str, Any] = {"selected_epoch": result.selected_epoch, "epochs_run": result.epochs_run,
                              "selection": cfg.train.selection, "best_value": result.best_value}
     if cfg.train.calibrate_fusion:
@@ -194,7 +211,7 @@ def _train_run(cfg: DictConfig, out, run_dir, resume: bool, on_epoch_end, data: 
     if ddp.is_main():
         finish_run(run_dir, model, final)
     ddp.barrier()
-    return Run(run_dir, cfg, model, final, data)
+    return final
 
 
 def resume_run(run_dir: str | Path, on_epoch_end=None) -> Run:
@@ -275,9 +292,13 @@ def evaluate_run(run_dir: str | Path, overrides: Sequence[str] = (), oracle: boo
     split = run.cfg.data.split
     if split not in run.data.splits:
         raise ValueError(f"data.split={split!r} is not a split of {run.cfg.data.name!r}; found {sorted(run.data.splits)}")
+    if oracle and run.data.raw[split].meta.get("oracle") is None:
+        raise ValueError(f"evaluate --oracle: dataset {run.cfg.data.name!r} has no Bayes-optimal oracle (only the "
+                         "synthetic benchmark has one); drop --oracle")
     out = Path(out) if out is not None else run.dir / "eval" / split
     _check_eval_dir(out)
-    with replace_dir(out) as tmp, torch_threads(run.cfg.train.num_threads):
+    # the run's lock: not while it trains or another evaluate writes it (a read-only run needs none)
+    with run_lock(run.dir, required=False), replace_dir(out) as tmp, torch_threads(run.cfg.train.num_threads):
         rows = evaluate_model(run.model, run.cfg, run.data.splits[split],
                               oracle_dataset=run.data.raw[split] if oracle else None)
         write_rows_csv(rows, tmp / "robustness.csv")

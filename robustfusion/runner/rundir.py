@@ -47,8 +47,9 @@ from robustfusion.io import (
 from robustfusion.models.registry import create_model
 from robustfusion.runner.checkpoint import load_weights, save_weights, tidy_checkpoints
 from robustfusion.runner.config import load_config
+from robustfusion.runner.fit import read_metrics
 
-__all__ = ["build_model_from_run", "create_run_dir", "env_info", "finish_run", "read_final", "read_run_config",
+__all__ = ["build_model_from_run", "create_run_dir", "drop_duplicate_epochs", "env_info", "finish_run", "read_final", "read_run_config",
            "repair_run_files", "run_name", "write_run_files"]
 
 
@@ -144,6 +145,7 @@ def repair_run_files(run_dir: Path, cfg: DictConfig, model: torch.nn.Module, dev
     ``config.yaml`` and the data). Returns the names rewritten."""
     remove_stale_temporaries(run_dir)
     tidy_checkpoints(run_dir)
+    drop_duplicate_epochs(run_dir)
     written = []
     if not (run_dir / "model.json").is_file():
         atomic_write_json(run_dir / "model.json", {"name": model.registry_name, "config": model.init_config})
@@ -155,6 +157,21 @@ def repair_run_files(run_dir: Path, cfg: DictConfig, model: torch.nn.Module, dev
         atomic_write_json(run_dir / "env.json", env_info(device))
         written.append("env.json")
     return written
+
+
+def drop_duplicate_epochs(run_dir: str | Path) -> int:
+    """Keep one row per epoch in ``RUN_DIR/metrics.jsonl``: two writers at once (possible before
+    runs were locked, :mod:`.lock`) appended some epochs twice. The last row of each epoch is kept
+    (the two writers resumed from one checkpoint, so they differ in ``time_s`` only), rows in epoch
+    order; the file is rewritten atomically only when it held a duplicate. ``train.log`` is rebuilt
+    from these rows by the resume. Returns the number of rows dropped."""
+    path = Path(run_dir) / "metrics.jsonl"
+    rows = read_metrics(path)
+    by_epoch = {int(r["epoch"]): r for r in rows}
+    if len(by_epoch) == len(rows) and all(int(a["epoch"]) < int(b["epoch"]) for a, b in zip(rows, rows[1:])):
+        return 0
+    atomic_write_text(path, "".join(json.dumps(by_epoch[e]) + "\n" for e in sorted(by_epoch)))
+    return len(rows) - len(by_epoch)
 
 
 def finish_run(run_dir: Path, model: torch.nn.Module, final: dict[str, Any]) -> None:
