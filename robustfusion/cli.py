@@ -46,6 +46,9 @@ def check_writable(path: str | Path, what: str) -> None:
     """Fail before any work when ``path`` (a directory to be created or written into) cannot be
     written: the nearest existing ancestor must be a directory in which a file can be created."""
     path = Path(path)
+    if path.is_symlink() and not path.exists():  # a loop or a link to nothing: mkdir would say "File exists"
+        raise ValueError(f"{what} {path}: expected a directory, found a symlink that leads nowhere "
+                         f"(a symlink loop or a missing target)")
     probe = path
     while not probe.exists():
         if probe.parent == probe:

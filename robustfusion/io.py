@@ -32,6 +32,7 @@ __all__ = [
     "atomic_write",
     "atomic_write_json",
     "atomic_write_text",
+    "check_dir_target",
     "current_umask",
     "make_temp_dir",
     "owner_tag",
@@ -170,37 +171,63 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(a))
 
 
-def recover_dir(target: str | Path) -> None:
-    """Clear what a killed :func:`replace_dir` on ``target`` left: half-built ``.new`` siblings are
-    removed, and a ``.old`` sibling is put back when the kill came between the two renames of the
-    non-atomic fallback (no ``target``), else removed."""
+def check_dir_target(target: str | Path, what: str = "output folder") -> Path:
+    """``target`` as a folder to be replaced whole: a symlink to a folder is followed (the folder it
+    names is replaced, the link stays); a symlink loop, a dangling link or a file is a ``ValueError``."""
     target = Path(target)
-    for p, kind in sorted(stale_owned_siblings(target.parent, target.name, ("new", "old")), key=lambda x: x[1]):
+    if target.is_symlink() and not target.exists():
+        raise ValueError(f"{what} {target}: expected a folder (or a place to create one), found a symlink that "
+                         f"leads nowhere (a loop or a missing target: {os.readlink(target)!r})")
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"{what} {target}: exists and is not a directory; expected a folder")
+    return Path(os.path.realpath(target)) if target.is_symlink() else target
+
+
+def recover_dir(target: str | Path, keep: tuple[str, ...] = ()) -> None:
+    """Clear what a killed :func:`replace_dir` on ``target`` left: a ``.old`` sibling is put back when
+    the kill came between the two renames of the non-atomic fallback (no ``target``), else removed;
+    entries named in ``keep`` that a killed swap had already moved into a ``.new`` sibling go back
+    into ``target``; then the ``.new`` siblings (half-built versions) are removed."""
+    target = Path(target)
+    order = {"old": 0, "new": 1}
+    for p, kind in sorted(stale_owned_siblings(target.parent, target.name, ("new", "old")), key=lambda x: order[x[1]]):
         if kind == "old" and not target.exists():
             os.rename(p, target)
-        else:
-            shutil.rmtree(p, ignore_errors=True)
+            continue
+        if kind == "new" and target.is_dir():
+            for name in keep:
+                if (p / name).exists() and not (target / name).exists():
+                    os.rename(p / name, target / name)
+        shutil.rmtree(p, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def replace_dir(target: str | Path) -> Iterator[Path]:
+def replace_dir(target: str | Path, keep: tuple[str, ...] = ()) -> Iterator[Path]:
     """Build a new version of directory ``target``: yields a fresh hidden sibling to fill; when the
     block ends without error it takes ``target``'s place in one step (the previous version is then
     deleted); on error it is removed and ``target`` is untouched.
 
+    ``keep``: names of entries of ``target`` that carry over into the new version as they are
+    (moved, not copied, just before the swap; e.g. the trained runs under a ``reproduce`` folder).
+    Every other entry of the old version is gone after the swap, so a new version that writes
+    fewer files leaves none of the old ones behind.
+
     The swap is atomic where Linux ``renameat2(RENAME_EXCHANGE)`` works; elsewhere the old version
     is first renamed aside, and a kill between the two renames is undone by :func:`recover_dir`
-    (which this function calls first). Created before the work, the sibling also shows early
-    whether the location is writable.
+    (which this function calls first, also for the leftovers of killed writers). Created before the
+    work, the sibling also shows early whether the location is writable.
     """
-    target = Path(target)
+    target = check_dir_target(target)
     try:
-        recover_dir(target)
+        recover_dir(target, keep)
         tmp = make_temp_dir(target.parent, target.name, "new")
     except PermissionError as err:
         raise PermissionError(f"cannot write {target}: {target.parent} is not writable ({err.strerror})") from None
     try:
         yield tmp
+        for name in keep:  # a kill from here to the swap: recover_dir moves them back
+            if (target / name).exists() and not (tmp / name).exists():
+                os.rename(target / name, tmp / name)
         if target.exists() and _exchange(tmp, target):
             shutil.rmtree(tmp)  # now the old version
         elif target.exists():
@@ -213,5 +240,12 @@ def replace_dir(target: str | Path) -> Iterator[Path]:
         else:
             os.rename(tmp, target)
     except BaseException:
+        old = target.parent / f".{target.name}.{owner_tag()}.old"
+        if not target.exists() and old.is_dir():  # failed between the fallback's two renames
+            os.rename(old, target)
+        if target.is_dir():
+            for name in keep:  # the work failed: what was moved over goes back
+                if (tmp / name).exists() and not (target / name).exists():
+                    os.rename(tmp / name, target / name)
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -15,6 +15,7 @@ from robustfusion.io import (
     atomic_write,
     atomic_write_json,
     atomic_write_text,
+    check_dir_target,
     current_umask,
     owner_tag,
     recover_dir,
@@ -166,3 +167,69 @@ def test_replace_dir_in_an_unwritable_place_fails_before_the_work(tmp_path):
             raise AssertionError("the work must not start")
     finally:
         os.chmod(ro, 0o755)
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+def test_replace_dir_carries_kept_entries_over_and_drops_every_other_old_file(tmp_path, monkeypatch, atomic):
+    import robustfusion.io as rio
+
+    if not atomic:
+        monkeypatch.setattr(rio, "_exchange", lambda a, b: False)
+    target = tmp_path / "out"
+    with replace_dir(target, keep=("runs",)) as tmp:
+        (tmp / "plots").mkdir()
+        for k in range(3):
+            (tmp / "plots" / f"p{k}.png").write_text("v1")
+        (tmp / "table.md").write_text("v1")
+    (target / "runs" / "r").mkdir(parents=True)  # trained meanwhile, under the folder
+    (target / "runs" / "r" / "w").write_text("weights")
+    with replace_dir(target, keep=("runs",)) as tmp:  # the second version writes fewer outputs
+        (tmp / "table.md").write_text("v2")
+    assert _tree(target) == {"runs/r/w": "weights", "table.md": "v2"}
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    with pytest.raises(RuntimeError), replace_dir(target, keep=("runs",)) as tmp:  # a failed version
+        raise RuntimeError
+    assert _tree(target) == {"runs/r/w": "weights", "table.md": "v2"}
+
+
+def test_a_swap_killed_after_the_kept_entries_moved_puts_them_back(tmp_path):
+    dead = _dead_tag()
+    target = tmp_path / "out"
+    (target / "runs" / "r").mkdir(parents=True)
+    (target / "runs" / "r" / "w").write_text("weights")
+    (target / "table.md").write_text("old")
+    # killed after moving runs into the new version, before the swap
+    new = tmp_path / f".out.{dead}.new"
+    new.mkdir()
+    (new / "table.md").write_text("new, maybe half")
+    os.rename(target / "runs", new / "runs")
+    recover_dir(target, keep=("runs",))
+    assert _tree(target) == {"runs/r/w": "weights", "table.md": "old"}
+    # fallback killed between its two renames: old version aside, runs in the new one
+    os.rename(target / "runs", new.parent / "runs-moved")
+    new.mkdir()
+    os.rename(new.parent / "runs-moved", new / "runs")
+    os.rename(target, tmp_path / f".out.{dead}.old")
+    recover_dir(target, keep=("runs",))
+    assert _tree(target) == {"runs/r/w": "weights", "table.md": "old"}
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_check_dir_target_follows_a_link_and_refuses_loops_and_files(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    assert check_dir_target(tmp_path / "link") == real.resolve()
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(ValueError, match="symlink that leads nowhere"):
+        check_dir_target(tmp_path / "loop")
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(NotADirectoryError, match="not a directory"):
+        check_dir_target(tmp_path / "f")
+    with replace_dir(tmp_path / "link") as tmp:
+        (tmp / "a").write_text("x")
+    assert (tmp_path / "link").is_symlink() and (real / "a").read_text() == "x"

@@ -46,6 +46,7 @@ from robustfusion.runner.fit import (
     torch_threads,
 )
 from robustfusion.runner.lock import run_lock
+from robustfusion.runner.outdir import prepare_result_dir, relocate
 from robustfusion.runner.rundir import (
     build_model_from_run,
     create_run_dir,
@@ -318,7 +319,12 @@ def oracle_rows(cfg: DictConfig, dataset: MultimodalDataset) -> list[dict]:
 
 
 def report_dirs(dirs: Sequence[str | Path], out: str | Path) -> dict[str, Any]:
-    """Collect every ``robustness.csv`` under ``dirs`` and write tables and plots into ``out``."""
+    """Collect every ``robustness.csv`` under ``dirs`` and write tables and plots into ``out``.
+
+    ``out`` is replaced whole (:mod:`robustfusion.runner.outdir`): built in a hidden sibling and
+    swapped in, so a kill leaves the previous report or the new one; a folder holding files a
+    report does not write is refused before any work."""
+    out = prepare_result_dir(out, "report")
     rows: list[dict] = []
     files = []
     for d in dirs:
@@ -333,8 +339,8 @@ def report_dirs(dirs: Sequence[str | Path], out: str | Path) -> dict[str, Any]:
             continue
         seen.add(f.resolve())
         rows += read_rows_csv(f)
-    out = Path(out)
-    write_rows_csv(rows, out / "robustness.csv")
-    result = write_report(rows, out)
-    atomic_write_json(out / "sources.json", [str(f) for f in files])
-    return result
+    with replace_dir(out) as tmp:  # the old set or the new one, never a mix (robustfusion.runner.outdir)
+        write_rows_csv(rows, tmp / "robustness.csv")
+        result = write_report(rows, tmp)
+        atomic_write_json(tmp / "sources.json", [str(f) for f in files])
+    return relocate(result, tmp, out)

@@ -32,7 +32,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from robustfusion.baselines import fit_logistic_specialists, fit_ridge_specialists
-from robustfusion.io import atomic_write_json, atomic_write_text
+from robustfusion.io import atomic_write_json, atomic_write_text, replace_dir
 from robustfusion.models.registry import MODELS
 from robustfusion.reporting import write_report
 from robustfusion.results import write_rows_csv
@@ -47,6 +47,7 @@ from robustfusion.runner.api import (
 )
 from robustfusion.runner.fit import torch_threads
 from robustfusion.runner.launchers import Launcher, make_launcher
+from robustfusion.runner.outdir import REPRODUCE_KEPT, prepare_result_dir, relocate
 from robustfusion.runner.presets import GRIDS, METHODS, Grid, method_config
 from robustfusion.tasks import TASKS
 
@@ -163,7 +164,7 @@ def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Pa
     methods = [m for m in methods if m not in skipped]
     if skipped:
         log(f"[reproduce] skipping methods whose model is not registered: {skipped}")
-    out = Path(out)
+    out = prepare_result_dir(out, "reproduce")  # replaced whole at the end; a killed swap's runs put back
     out.mkdir(parents=True, exist_ok=True)
     try:
         return _reproduce(grid, name, methods, seeds, quick, out, list(overrides), log, launcher)
@@ -233,12 +234,14 @@ def _reproduce(grid: Grid, name: str, methods: list[str], seeds: list[int], quic
                     rows += evaluate_model(specialists[key], ref_cfg, data.splits[ref_cfg.data.split],
                                            model_name=model_name)
     timings["total"] = round(time.perf_counter() - t_all, 2)
-    write_rows_csv(rows, out / "robustness.csv")
-    report = write_report(rows, out)  # table.md, table.tex, plots
-    atomic_write_json(out / "timings.json", timings)
-    atomic_write_text(out / "grid.yaml", OmegaConf.to_yaml(OmegaConf.create(
-        {"name": name, "quick": quick, "methods": methods, "seeds": seeds, "overrides": overrides})))
-    return {"markdown": report["markdown"], "paths": report.get("paths", {}), "rows": rows, "timings": timings}
+    with replace_dir(out, keep=REPRODUCE_KEPT) as tmp:  # the old outputs or the new ones, never a mix
+        write_rows_csv(rows, tmp / "robustness.csv")
+        report = write_report(rows, tmp)  # table.md, table.tex, plots
+        atomic_write_json(tmp / "timings.json", timings)
+        atomic_write_text(tmp / "grid.yaml", OmegaConf.to_yaml(OmegaConf.create(
+            {"name": name, "quick": quick, "methods": methods, "seeds": seeds, "overrides": overrides})))
+    return {"markdown": report["markdown"], "paths": relocate(report.get("paths", {}), tmp, out), "rows": rows,
+            "timings": timings}
 
 
 def _comparable(cfg: DictConfig) -> str:
