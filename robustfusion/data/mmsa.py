@@ -36,6 +36,7 @@ from robustfusion.data._common import (
     require_splits,
     zero_frame_mask,
 )
+from robustfusion.data.checks import decode_text_array
 from robustfusion.data.dataset import MultimodalDataset
 from robustfusion.data.safe_pickle import safe_load_pickle
 
@@ -117,7 +118,9 @@ def load_mmsa(path: str | Path, name: str = "mmsa", nonfinite: str = "zero",
             else:
                 masks["text"] = zero_frame_mask(feats["text"])
                 mask_source["text"] = "nonzero frames"
-        raw_text = [str(s) for s in np.asarray(d["raw_text"], dtype=object).reshape(-1)] if "raw_text" in d else None
+        raw_text = (decode_text_array(np.asarray(d["raw_text"], dtype=object).reshape(-1), source,
+                                      f"split {split!r} raw_text", allow_numbers=True)
+                    if "raw_text" in d else None)  # bytes decoded as UTF-8 (or refused), never "b'...'"
         if text_features == "minilm":
             from robustfusion.data.text_features import embed_texts
 

@@ -29,27 +29,31 @@ only (``standardize=True``, default); the statistics are in ``meta["standardize"
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from robustfusion.data._common import SPLITS, check_label_range, handle_nonfinite
+from robustfusion.data.checks import (
+    ALLOW_SHARED_GROUPS,
+    check_disjoint_groups,
+    check_nonempty,
+    check_unique_ids,
+    decode_text_array,
+    read_npz,
+    require_directory,
+)
 from robustfusion.data.dataset import MultimodalDataset
 
-__all__ = ["MOSI_UTTERANCE_KEYS", "carve_video_splits", "crossfit_video_folds", "load_mosi_utterance"]
+__all__ = ["MOSI_UTTERANCE_KEYS", "carve_video_splits", "crossfit_video_folds", "load_mosi_utterance",
+           "min_carvable_videos"]
 
 MOSI_UTTERANCE_KEYS = ("segment_id", "video_id", "transcript", "sentiment", "text", "audio", "vision")
 TEXT_FEATURE_OPTIONS = ("bclstm", "minilm")
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
-        raise ValueError(f"{path}: expected a MOSI utterance .npz archive (keys {list(MOSI_UTTERANCE_KEYS)}), "
-                         f"but it could not be read: {err}") from err
+    data = read_npz(path, f"a MOSI utterance .npz archive (keys {list(MOSI_UTTERANCE_KEYS)})")
     missing = [k for k in MOSI_UTTERANCE_KEYS if k not in data]
     if missing:
         raise ValueError(f"{path}: expected keys {list(MOSI_UTTERANCE_KEYS)}, missing {missing} "
@@ -65,12 +69,42 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     for k in ("text", "audio", "vision"):
         if data[k].ndim != 2:
             raise ValueError(f"{path}: {k!r}: expected [N, D] utterance features, found shape {data[k].shape}")
+    check_nonempty(path, path.stem, n)
+    for k in ("segment_id", "video_id", "transcript"):  # bytes decoded as UTF-8 (or refused), never "b'...'"
+        data[k] = np.asarray(decode_text_array(data[k], path, k, allow_numbers=k != "transcript"), dtype=str)
+    check_unique_ids(path, "segment_id", data["segment_id"].tolist())
     return data
 
 
+def _carve_sizes(n_videos: int, carve: tuple[str, ...], valid_fraction: float, test_fraction: float) -> list[int] | None:
+    """Videos taken by each carved split (test first) from ``n_videos``; ``None`` when a carved split
+    would get none or nothing would stay in ``train``."""
+    sizes, start = [], 0
+    for split, frac in (("test", test_fraction), ("valid", valid_fraction)):
+        if split in carve:
+            k = round(frac * n_videos)
+            if k < 1 or start + k >= n_videos:
+                return None
+            sizes.append(k)
+            start += k
+    return sizes
+
+
+def min_carvable_videos(carve: tuple[str, ...], valid_fraction: float = 0.15, test_fraction: float = 0.2) -> int | None:
+    """The fewest training videos from which every split in ``carve`` can be carved with these
+    fractions (``None``: no number of videos can, e.g. a fraction of 0)."""
+    for n in range(1, 100_001):
+        if _carve_sizes(n, carve, valid_fraction, test_fraction) is not None:
+            return n
+    return None
+
+
 def carve_video_splits(video_ids: np.ndarray, carve: tuple[str, ...], split_seed: int = 0,
-                       valid_fraction: float = 0.15, test_fraction: float = 0.2) -> dict[str, np.ndarray]:
+                       valid_fraction: float = 0.15, test_fraction: float = 0.2,
+                       source: str = "train.npz") -> dict[str, np.ndarray]:
     """Assign distinct videos to the splits in ``carve`` (see the module docstring's rule).
+
+    ``source``: the file the videos come from (named in errors).
 
     Returns ``{split: sorted array of video ids}`` for ``"train"`` and every split in ``carve``.
     """
@@ -84,7 +118,13 @@ def carve_video_splits(video_ids: np.ndarray, carve: tuple[str, ...], split_seed
         if split in carve:
             k = round(frac * len(videos))
             if k < 1 or start + k >= len(videos):
-                raise ValueError(f"cannot carve {split!r} from {len(videos)} training videos with fraction {frac}")
+                need = min_carvable_videos(carve, valid_fraction, test_fraction)
+                key = f"{split}_fraction"
+                minimum = (f"these fractions need at least {need} distinct videos" if need is not None
+                           else f"{key}={frac} carves no video from any number of videos")
+                raise ValueError(f"{source}: cannot carve {split!r} ({split}.npz is absent) from {len(videos)} "
+                                 f"distinct training videos with {key}={frac}: {minimum}; provide {split}.npz, "
+                                 f"add videos or change {key}")
             out[split] = np.sort(order[start:start + k])
             start += k
     out["train"] = np.sort(order[start:])
@@ -110,7 +150,7 @@ def load_mosi_utterance(path: str | Path, split_seed: int = 0, name: str = "mosi
                         text_features: str = "bclstm", text_cache_dir: str | Path | None = None,
                         valid_fraction: float = 0.15, test_fraction: float = 0.2, standardize: bool = True,
                         nonfinite: str = "error", crossfit_folds: int = 0,
-                        crossfit_fold: int = 0) -> dict[str, MultimodalDataset]:
+                        crossfit_fold: int = 0, allow_shared_groups: bool = False) -> dict[str, MultimodalDataset]:
     """Read ``<split>.npz`` files from the directory ``path`` (carving absent splits from train).
 
     Args:
@@ -123,6 +163,9 @@ def load_mosi_utterance(path: str | Path, split_seed: int = 0, name: str = "mosi
         crossfit_folds, crossfit_fold: ``K >= 2`` splits the videos of ``valid.npz`` into ``K``
             folds and makes fold ``crossfit_fold`` the ``test`` split (module docstring); needs
             ``valid.npz`` and no ``test.npz``. ``0`` (default): off.
+        allow_shared_groups: accept ``<split>.npz`` files that share a ``video_id`` (default: refused,
+            a shared video leaks between training and evaluation). A ``segment_id`` in two splits,
+            or twice in one file, is always refused; empty splits too (:mod:`.checks`).
 
     Returns:
         ``{"train", "valid", "test": MultimodalDataset}`` with utterance features ``[N, D]``,
@@ -131,10 +174,7 @@ def load_mosi_utterance(path: str | Path, split_seed: int = 0, name: str = "mosi
     """
     if text_features not in TEXT_FEATURE_OPTIONS:
         raise ValueError(f"text_features: expected one of {list(TEXT_FEATURE_OPTIONS)}, found {text_features!r}")
-    root = Path(path)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: expected a directory holding MOSI utterance <split>.npz files "
-                                "(at least train.npz), found no such directory")
+    root = require_directory(path, "MOSI utterance <split>.npz files (at least train.npz)")
     if not (root / "train.npz").is_file():
         raise FileNotFoundError(f"{root}: expected train.npz in the MOSI utterance directory, found "
                                 f"{sorted(p.name for p in root.iterdir())}")
@@ -154,11 +194,18 @@ def load_mosi_utterance(path: str | Path, split_seed: int = 0, name: str = "mosi
     carve = tuple(s for s in SPLITS if s not in raw)
     if carve:
         train = raw["train"]
-        split_videos = carve_video_splits(train["video_id"], carve, split_seed, valid_fraction, test_fraction)
+        split_videos = carve_video_splits(train["video_id"], carve, split_seed, valid_fraction, test_fraction,
+                                          source=str(files["train"]))
         for s, vids in split_videos.items():
             sel = np.isin(train["video_id"], vids)
             raw[s] = {k: v[sel] for k, v in train.items()}
     sources = {s: str(files.get(s, root / "train.npz")) for s in SPLITS}
+    for s in SPLITS:
+        check_nonempty(sources[s], s, len(raw[s]["sentiment"]))
+    # no sample in two splits, and no video unless the user accepts it (data.options.allow_shared_groups)
+    check_disjoint_groups({s: raw[s]["segment_id"].tolist() for s in SPLITS}, sources, "segment_id", option=None)
+    check_disjoint_groups({s: raw[s]["video_id"].tolist() for s in SPLITS}, sources, "video_id",
+                          allow=allow_shared_groups, option=ALLOW_SHARED_GROUPS)
     feats: dict[str, dict[str, np.ndarray]] = {}
     for s in SPLITS:
         check_label_range(raw[s]["sentiment"].astype(np.float32), -3.0, 3.0, sources[s], "'sentiment'")

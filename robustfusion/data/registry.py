@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from robustfusion.data._common import check_feature_widths
+from robustfusion.data.checks import check_nonempty
 from robustfusion.data.dataset import MultimodalDataset
 
 __all__ = ["DATASETS", "DatasetInfo", "dataset_env_var", "list_datasets", "load_dataset", "register_dataset"]
@@ -82,6 +83,9 @@ def load_dataset(name: str, path: str | Path | None = None, split_seed: int = 0,
                 f"dataset {name!r} needs the {info.path_kind} of its data: pass data.path=... (config) / "
                 f"path=... (Python) or set the environment variable {dataset_env_var(name)}"
             )
+    if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
+        raise ValueError(f"data.split_seed: expected an integer >= 0 (the seed of the split carving), "
+                         f"found {split_seed!r}")
     kwargs = {**info.defaults, **options}
     params = inspect.signature(info.loader).parameters
     if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
@@ -99,8 +103,10 @@ def load_dataset(name: str, path: str | Path | None = None, split_seed: int = 0,
             raise ValueError(f"dataset {name!r} takes no path (it is generated), found path={str(path)!r}; "
                              "remove data.path")
         data = info.loader(**kwargs)
-    for ds in data.values():
+    for split, ds in data.items():
         ds.name = kwargs["name"]
+        source = ds.meta.get("source", name) if isinstance(ds.meta, dict) else name
+        check_nonempty(source, split, len(ds))
     check_feature_widths(data)
     return data
 

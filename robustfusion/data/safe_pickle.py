@@ -142,12 +142,16 @@ def safe_load_pickle(path: str | Path):
 
     Raises:
         FileNotFoundError: ``path`` does not exist (the message names it).
+        IsADirectoryError: ``path`` is a folder (the message lists a few of its entries).
         UnsafePickleError: the pickle names a disallowed global (message names file and global).
         ValueError: the file is truncated, corrupt or not a pickle (message names the file).
     """
+    from robustfusion.data.checks import require_file
+
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: expected a dataset pickle file, found no such file")
+    hint = ("a folder of <split>.npz files is read by the utterance loaders (data.name=mosi_utterance)"
+            if p.is_dir() and (p / "train.npz").is_file() else "pass the .pkl file inside it")
+    require_file(p, "a dataset pickle file (.pkl)", hint)
     with open(p, "rb") as f:
         try:
             return _load(f, str(p))

@@ -435,5 +435,8 @@ def load_synthetic(path=None, split_seed: int = 0, seed: int = 0, n_train: int =
     if unknown:
         raise ValueError(f"dataset 'synthetic': unknown options {unknown}; valid options "
                          f"{sorted(['seed', 'n_train', 'n_valid', 'n_test', 'target', *valid])}")
+    for key, n in (("n_train", n_train), ("n_valid", n_valid), ("n_test", n_test)):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"dataset 'synthetic': data.options.{key}: expected a sample count >= 1, found {n!r}")
     gen = SyntheticAffect(seed=seed, **generator_options)
     return gen.splits(n_train, n_valid, n_test, target=target, name=name)
