@@ -113,11 +113,14 @@ def _kill_script():
     return mod
 
 
-N_KILL = int(os.environ.get("ROBUSTFUSION_KILL_OUT", "3"))
+#: kill trials per command (the last one at the moment the hidden sibling appears); the issue's 20 + 20:
+#: ``python benchmarks/kill_result_folders.py`` or ROBUSTFUSION_KILL_OUT=20
+N_KILL = {"report": 3, "reproduce": 2}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["report", "reproduce"])
 def test_sigkill_at_random_instants_leaves_the_old_or_the_new_set(tmp_path, kind):
-    lines = _kill_script().trials(kind, N_KILL, seed=3, work=tmp_path, log=lambda line: None)
-    assert len(lines) == N_KILL
+    n = int(os.environ.get("ROBUSTFUSION_KILL_OUT", N_KILL[kind]))
+    lines = _kill_script().trials(kind, n, seed=3, work=tmp_path, log=lambda line: None)
+    assert len(lines) == n
