@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="submitit: time limit of each run, minutes or [D-]HH:MM:SS (default: 120 minutes)")
     lg.add_argument("--slurm-option", action="append", default=None, metavar="KEY=VALUE",
                     help="submitit: any other sbatch option, repeatable (account=abc, qos=high, mem=16G)")
-    rp.add_argument("--out", default="results", help="output directory (default: results); prints the headline "
+    rp.add_argument("--out", default=None, help="output directory (default: results/<grid>, results/<grid>-quick "
+                    "with --quick; a folder holding another grid's results is refused); prints the headline "
                     "table (the task's primary metric per modality subset) and the path of the full table.md")
 
     sub.add_parser("list", help="registered models, encoders, fusion layers, datasets, protocols, grids",
@@ -202,11 +203,11 @@ def _cmd_reproduce(args) -> int:
                              gpus_per_job=args.gpus_per_job, ray_address=args.ray_address,
                              submitit_cluster=args.submitit_cluster, slurm_partition=args.slurm_partition,
                              slurm_time=args.slurm_time, slurm_options=args.slurm_option or ())
-    check_writable(args.out, "--out")
+    check_writable(args.out or "results", "--out")
     result = reproduce(args.name, quick=args.quick, out=args.out, overrides=args.overrides, launcher=launcher)
     print(headline_table(result["markdown"], result.get("rows", ())))
-    print(f"full tables (every metric, both sweeps, AUILC): {Path(args.out) / 'table.md'}")
-    print(args.out)
+    print(f"full tables (every metric, both sweeps, AUILC): {Path(result['out']) / 'table.md'}")
+    print(result["out"])
     return 0
 
 
