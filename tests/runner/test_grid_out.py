@@ -52,7 +52,11 @@ def test_a_folder_with_results_but_no_grid_file_is_refused(tmp_path):
 def test_two_grids_into_their_default_folders_leave_both_intact(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["reproduce", "--quick", *TINY]) == 0
-    assert capsys.readouterr().out.rstrip().endswith(str(Path("results/synthetic-quick")))
+    printed = capsys.readouterr().out
+    assert printed.rstrip().endswith(str(Path("results/synthetic-quick")))
+    # --quick says, above its table, that it is a smoke test and not a result
+    assert printed.startswith("SMOKE TEST (--quick: 1 seed, few methods, short training): ")
+    assert "they are not results; run without --quick for the table" in printed.splitlines()[0]
     first = _snapshot(tmp_path / "results" / "synthetic-quick")
     assert main(["reproduce", "synthetic_emotion", "--quick", *TINY]) == 0
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["synthetic-quick", "synthetic_emotion-quick"]
