@@ -1,4 +1,4 @@
-"""The ``robustfusion`` command: train, evaluate, report, reproduce, list."""
+"""The ``robustfusion`` command: train, evaluate, report, reproduce, list, data check."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ _EXAMPLES = {
                  "  robustfusion reproduce --launcher submitit --slurm-partition cpu --slurm-time 2:00:00\n"
                  "  robustfusion reproduce mosi_utterance data.path=../shared/data/mosi-bclstm",
     "list": "example:\n  robustfusion list",
+    "data": "example:\n  robustfusion data check my_features/   # train.npz, valid.npz, test.npz in the npz format\n"
+            "  robustfusion train configs/npz/gmc_pf.yaml data.path=my_features/",
 }
 
 _RESUME_HELP = ("continue a killed run from its last checkpoint, with the config saved in RUN_DIR/config.yaml; "
@@ -126,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="registered models, encoders, fusion layers, datasets, protocols, grids",
                    epilog=_EXAMPLES["list"], formatter_class=fmt)
+
+    d = sub.add_parser("data", help="your own features: check a folder in the npz format", epilog=_EXAMPLES["data"],
+                       formatter_class=fmt)
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    dc = dsub.add_parser("check", help="validate DIR/{train,valid,test}.npz (robustfusion.data.npz_format) and print "
+                         "a summary; a one-line error names the file, the key, what was expected and what was found")
+    dc.add_argument("dir", help="the folder holding train.npz, valid.npz and test.npz")
     return p
 
 
@@ -244,6 +253,13 @@ def headline_table(markdown: str, rows=()) -> str:
     return markdown.rstrip()
 
 
+def _cmd_data(args) -> int:
+    from robustfusion.data.npz_format import check_npz_folder, format_summary
+
+    print(format_summary(check_npz_folder(args.dir)))  # only `check` exists (argparse refuses anything else)
+    return 0
+
+
 def _cmd_list(_args) -> int:
     from robustfusion.data import list_datasets
     from robustfusion.dropping import PROTOCOLS
@@ -268,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     handler = {"train": _cmd_train, "evaluate": _cmd_evaluate, "report": _cmd_report,
-               "reproduce": _cmd_reproduce, "list": _cmd_list}[args.command]
+               "reproduce": _cmd_reproduce, "list": _cmd_list, "data": _cmd_data}[args.command]
     try:
         return handler(args)
     except (ValueError, OSError, KeyError) as err:  # OSError: FileNotFoundError, PermissionError, disk full, ...

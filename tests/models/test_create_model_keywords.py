@@ -8,7 +8,13 @@ import inspect
 import pytest
 from omegaconf import OmegaConf
 
-from robustfusion.models.registry import MODELS, UnknownKeywordError, create_model, list_models, model_keywords
+from robustfusion.models.registry import (
+    MODELS,
+    UnknownKeywordError,
+    create_model,
+    list_models,
+    model_keywords,
+)
 from robustfusion.runner.api import build_model
 from robustfusion.runner.config import ConfigError
 from robustfusion.runner.presets import GRIDS, method_config
