@@ -274,8 +274,19 @@ def write_npz_split(path: str | Path, features: Mapping[str, np.ndarray], target
 
     Args:
         path: the file, e.g. ``DIR/train.npz``.
-        features: ``{modality: [N, D] or [N, T, D]}``; ``target``: ``[N]``; ``group``: ``[N]``.
-        masks, present, ids, transcripts, task, class_names, sentiment: the optional keys.
+        features: ``{modality: [N, D] or [N, T, D]}``.
+        target: ``[N]`` float (regression) or integer classes (classification).
+        group: ``[N]`` group ids (speaker, video, dialogue).
+        masks: ``{modality: [N, T] bool}`` frame masks (optional).
+        present: ``{modality: [N] bool}`` presence (optional).
+        ids: ``[N]`` unique sample ids (optional).
+        transcripts: ``[N]`` strings (optional).
+        task: ``"regression"`` or ``"classification"`` (optional).
+        class_names: ``[C]`` class names (optional, classification).
+        sentiment: the target is a sentiment score in [-3, 3] (optional, regression).
+
+    Returns:
+        ``path``.
     """
     arrays: dict[str, np.ndarray] = {"schema_version": np.array(SCHEMA_VERSION), "target": np.asarray(target),
                                      "group": np.asarray(list(group))}
