@@ -237,14 +237,37 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def load_npz_folder(path: str | Path, name: str = "npz") -> dict[str, MultimodalDataset]:
+def load_npz_folder(path: str | Path, name: str = "npz", text_from_transcripts: bool = False,
+                    text_cache_dir: str | Path | None = None) -> dict[str, MultimodalDataset]:
     """The ``npz`` dataset: ``{"train", "valid", "test": MultimodalDataset}`` from a folder in the
     format of the module docstring (validated first, as :func:`check_npz_folder`).
+
+    Args:
+        path: the folder.
+        name: the dataset name in result rows.
+        text_from_transcripts: make the ``text`` modality ``[N, 384]`` MiniLM sentence embeddings
+            of ``transcript`` (:func:`robustfusion.data.text_features.embed_texts`, offline, cached
+            in ``text_cache_dir``), replacing a ``feat_text`` if the files have one; every split
+            must have ``transcript``. ``data.options.text_from_transcripts=true`` on the command line.
+        text_cache_dir: the embedding cache (default: the user cache of ``embed_texts``).
 
     ``meta`` of each split holds ``group`` (the group ids, for grouped resampling),
     ``transcript`` (when present), ``label_names`` (``class_names``), ``sentiment`` and ``source``.
     """
     parts = _check_folder(path)
+    if text_from_transcripts:
+        lacking = [s for s, p in parts.items() if "transcript" not in p["arrays"]]
+        if lacking:
+            raise ValueError(f"{path}: text_from_transcripts=true expected a 'transcript' array in every split, "
+                             f"found none in {[s + '.npz' for s in lacking]}")
+        from robustfusion.data.text_features import embed_texts
+        from robustfusion.encoders.text import load_sentence_transformer
+
+        model = load_sentence_transformer()
+        for p in parts.values():
+            p["feats"]["text"] = embed_texts([str(t) for t in p["arrays"]["transcript"].tolist()],
+                                             cache_dir=text_cache_dir, model=model)
+            p["masks"].pop("text", None)
     out = {}
     for s, p in parts.items():
         a = p["arrays"]

