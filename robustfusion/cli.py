@@ -1,4 +1,4 @@
-"""The ``robustfusion`` command: train, evaluate, report, reproduce, list."""
+"""The ``robustfusion`` command: train, evaluate, report, reproduce, list, data check."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ _EXAMPLES = {
                  "  robustfusion reproduce --launcher submitit --slurm-partition cpu --slurm-time 2:00:00\n"
                  "  robustfusion reproduce mosi_utterance data.path=../shared/data/mosi-bclstm",
     "list": "example:\n  robustfusion list",
+    "data": "example:\n  robustfusion data check my_features/   # train.npz, valid.npz, test.npz in the npz format\n"
+            "  robustfusion train configs/npz/gmc_pf.yaml data.path=my_features/",
 }
 
 _RESUME_HELP = ("continue a killed run from its last checkpoint, with the config saved in RUN_DIR/config.yaml; "
@@ -93,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                         formatter_class=fmt)
     rp.add_argument("name", nargs="?", default=None, help="grid name (default: the synthetic benchmark)")
     rp.add_argument("overrides", nargs="*", help="key=value overrides applied to every run")
-    rp.add_argument("--quick", action="store_true", help="the small version of the grid (about a minute)")
+    rp.add_argument("--quick", action="store_true",
+                    help="a smoke test, not a result: the small version of the grid (1 seed, a few methods, short "
+                    "training; synthetic: 38 s wall, 18 s CPU on 2 shared CPU cores), into results/<grid>-quick")
     rp.add_argument("--jobs", type=int, default=None, metavar="N",
                     help="train at most N runs at a time; local: a process pool, each with cores/N torch threads "
                     "(default: 1, in this process); ray: default as many as the cluster schedules; submitit: "
@@ -121,11 +125,19 @@ def build_parser() -> argparse.ArgumentParser:
                     help="submitit: time limit of each run, minutes or [D-]HH:MM:SS (default: 120 minutes)")
     lg.add_argument("--slurm-option", action="append", default=None, metavar="KEY=VALUE",
                     help="submitit: any other sbatch option, repeatable (account=abc, qos=high, mem=16G)")
-    rp.add_argument("--out", default="results", help="output directory (default: results); prints the headline "
+    rp.add_argument("--out", default=None, help="output directory (default: results/<grid>, results/<grid>-quick "
+                    "with --quick; a folder holding another grid's results is refused); prints the headline "
                     "table (the task's primary metric per modality subset) and the path of the full table.md")
 
     sub.add_parser("list", help="registered models, encoders, fusion layers, datasets, protocols, grids",
                    epilog=_EXAMPLES["list"], formatter_class=fmt)
+
+    d = sub.add_parser("data", help="your own features: check a folder in the npz format", epilog=_EXAMPLES["data"],
+                       formatter_class=fmt)
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    dc = dsub.add_parser("check", help="validate DIR/{train,valid,test}.npz (robustfusion.data.npz_format) and print "
+                         "a summary; a one-line error names the file, the key, what was expected and what was found")
+    dc.add_argument("dir", help="the folder holding train.npz, valid.npz and test.npz")
     return p
 
 
@@ -165,6 +177,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
+    from robustfusion.reporting.headline import headline_text
     from robustfusion.runner.api import evaluate_run
 
     if not Path(args.run_dir, "config.yaml").is_file():
@@ -178,8 +191,8 @@ def _cmd_evaluate(args) -> int:
         kwargs["out"] = args.out
     else:
         check_writable(Path(args.run_dir) / "eval", "run directory")
-    out, _ = evaluate_run(args.run_dir, args.overrides, oracle=args.oracle, **kwargs)
-    print((out / "table.md").read_text() if (out / "table.md").exists() else "")
+    out, rows = evaluate_run(args.run_dir, args.overrides, oracle=args.oracle, **kwargs)
+    print(headline_text(rows, str(out / "table.md")))  # a few lines; the 200-line table.md stays in the file
     print(out / "robustness.csv")
     return 0
 
@@ -205,12 +218,22 @@ def _cmd_reproduce(args) -> int:
                              gpus_per_job=args.gpus_per_job, ray_address=args.ray_address,
                              submitit_cluster=args.submitit_cluster, slurm_partition=args.slurm_partition,
                              slurm_time=args.slurm_time, slurm_options=args.slurm_option or ())
-    check_writable(args.out, "--out")
+    check_writable(args.out or "results", "--out")
     result = reproduce(args.name, quick=args.quick, out=args.out, overrides=args.overrides, launcher=launcher)
+    if args.quick:
+        print(quick_notice(result.get("rows", ())))
     print(headline_table(result["markdown"], result.get("rows", ())))
-    print(f"full tables (every metric, both sweeps, AUILC): {Path(args.out) / 'table.md'}")
-    print(args.out)
+    print(f"full tables (every metric, both sweeps, AUILC): {Path(result['out']) / 'table.md'}")
+    print(result["out"])
     return 0
+
+
+def quick_notice(rows=()) -> str:
+    """The line ``reproduce --quick`` prints above its table: it is a smoke test, not a result."""
+    seeds = sorted({r["seed"] for r in rows}, key=str)
+    n = f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}" if seeds else "few seeds"
+    return (f"SMOKE TEST (--quick: {n}, few methods, short training): these numbers show that the pipeline runs, "
+            "they are not results; run without --quick for the table")
 
 
 def headline_table(markdown: str, rows=()) -> str:
@@ -231,6 +254,13 @@ def headline_table(markdown: str, rows=()) -> str:
             block.append(ln)
         return "\n".join(block).rstrip()
     return markdown.rstrip()
+
+
+def _cmd_data(args) -> int:
+    from robustfusion.data.npz_format import check_npz_folder, format_summary
+
+    print(format_summary(check_npz_folder(args.dir)))  # only `check` exists (argparse refuses anything else)
+    return 0
 
 
 def _cmd_list(_args) -> int:
@@ -257,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     handler = {"train": _cmd_train, "evaluate": _cmd_evaluate, "report": _cmd_report,
-               "reproduce": _cmd_reproduce, "list": _cmd_list}[args.command]
+               "reproduce": _cmd_reproduce, "list": _cmd_list, "data": _cmd_data}[args.command]
     try:
         return handler(args)
     except (ValueError, OSError, KeyError) as err:  # OSError: FileNotFoundError, PermissionError, disk full, ...

@@ -77,6 +77,7 @@ __all__ = [
     "multiclass_acc",
     "pearson_corr",
     "primary_metric",
+    "score_metrics",
     "sentiment_metrics",
     "weighted_f1",
 ]
@@ -213,6 +214,20 @@ def sentiment_metrics(preds, labels) -> dict[str, float]:
     return out
 
 
+def score_metrics(preds, labels) -> dict[str, float]:
+    """Metrics of a regression target that is not a sentiment score (no sign, no 7-point
+    scale): ``{"MAE", "Corr"}`` as :func:`sentiment_metrics` computes them, without its binary
+    and multi-class accuracies (which threshold at 0 and round to [-3, 3]).
+
+    Args:
+        preds: ``[N]`` or ``[N, 1]`` predictions; labels: the same shape of gold values.
+    """
+    p, y = _regression_pair(preds, labels)
+    from torchmetrics.functional import mean_absolute_error
+
+    return {"MAE": float(mean_absolute_error(p, y)), "Corr": pearson_corr(p, y)}
+
+
 # ---------------------------------------------------------------------------- emotions
 def _emotion_decisions(scores: Tensor, k: int, threshold: float | None) -> Tensor:
     """``[N, K]`` 0/1 decisions from ``[N, K]`` logits/probabilities or MulT's ``[N, 2K]`` /
@@ -342,11 +357,13 @@ def classification_metrics(logits, labels, num_classes: int | None = None,
 
 # ---------------------------------------------------------------------------- dispatch
 def compute_metrics(task: str, preds, targets, **kwargs) -> dict[str, float]:
-    """All metrics of ``task``: ``"regression"`` -> :func:`sentiment_metrics`,
+    """All metrics of ``task``: ``"regression"`` -> :func:`sentiment_metrics` (with
+    ``sentiment=False``: :func:`score_metrics`, for a target that is not a sentiment score),
     ``"classification"`` -> :func:`classification_metrics`, ``"multilabel"`` ->
     :func:`emotion_metrics` (``kwargs`` go to that function)."""
     if task == "regression":
-        return sentiment_metrics(preds, targets, **kwargs)
+        fn = sentiment_metrics if kwargs.pop("sentiment", True) else score_metrics
+        return fn(preds, targets, **kwargs)
     if task == "classification":
         return classification_metrics(preds, targets, **kwargs)
     if task == "multilabel":

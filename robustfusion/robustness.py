@@ -130,8 +130,11 @@ def _predict(predictor, batch: MultimodalBatch, cache: tuple | None) -> Tensor:
 def metric_options(dataset) -> dict[str, Any]:
     """Class names and count for classification metrics, emotion names for multilabel ones
     (``dataset.meta["label_names"]`` when the dataset has them, e.g. the synthetic emotion target
-    or IEMOCAP's Neutral/Happy/Sad/Angry)."""
+    or IEMOCAP's Neutral/Happy/Sad/Angry); ``{"sentiment": False}`` for a regression target that
+    is not a sentiment score (``dataset.meta["sentiment"] is False``: MAE and Corr only)."""
     task = getattr(dataset, "task", None)
+    if task == "regression":
+        return {"sentiment": False} if (getattr(dataset, "meta", None) or {}).get("sentiment") is False else {}
     if task == "multilabel":
         names = (getattr(dataset, "meta", None) or {}).get("label_names")
         k = getattr(dataset, "num_outputs", None)

@@ -279,3 +279,27 @@ def test_compute_metrics_dispatch_and_directions():
     assert metric_direction("gap/MAE") == "min"
     with pytest.raises(ValueError, match="direction unknown"):
         metric_direction("weird")
+
+
+# ---------------------------------------------------------------------------- a non-sentiment score
+def test_score_metrics_are_mae_and_corr_only_and_equal_numpy():
+    from robustfusion.metrics import compute_metrics, score_metrics
+
+    g = np.random.default_rng(3)
+    p, y = g.normal(size=50) * 10 + 40, g.normal(size=50) * 10 + 40  # e.g. an age: no sign, no 7-point scale
+    res = score_metrics(torch.tensor(p), torch.tensor(y))
+    assert set(res) == {"MAE", "Corr"}
+    assert res["MAE"] == pytest.approx(np.abs(p - y).mean(), rel=1e-6)
+    assert res["Corr"] == pytest.approx(np.corrcoef(p, y)[0, 1], rel=1e-5)
+    assert compute_metrics("regression", p, y, sentiment=False) == res
+    assert "Mult_acc_7" in compute_metrics("regression", p, y)  # the sentiment metrics stay the default
+
+
+def test_metric_options_follow_the_dataset_flag():
+    from types import SimpleNamespace
+
+    from robustfusion.robustness import metric_options
+
+    assert metric_options(SimpleNamespace(task="regression", meta={"sentiment": False})) == {"sentiment": False}
+    assert metric_options(SimpleNamespace(task="regression", meta={})) == {}
+    assert metric_options(SimpleNamespace(task="regression", meta={"sentiment": True})) == {}

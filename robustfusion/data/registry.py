@@ -38,6 +38,13 @@ DATASETS: dict[str, DatasetInfo] = {}
 
 
 def register_dataset(info: DatasetInfo) -> DatasetInfo:
+    """Add a dataset under ``info.name`` (a ``ValueError`` if the name is taken); returns ``info``.
+
+    ``info.loader(path, name=..., **options)`` (or ``loader(name=..., **options)`` when
+    ``needs_path`` is False) must return ``{"train", "valid", "test": MultimodalDataset}``; its
+    keyword parameters are the dataset's ``data.options``. For features of your own, no code is
+    needed: write them in the ``npz`` format (:mod:`robustfusion.data.npz_format`).
+    """
     if info.name in DATASETS:
         raise ValueError(f"dataset {info.name!r} is already registered")
     DATASETS[info.name] = info
@@ -115,8 +122,12 @@ def _register_builtin() -> None:
     from robustfusion.data.mmsa import load_mmsa
     from robustfusion.data.mosi_utterance import load_mosi_utterance
     from robustfusion.data.mult import load_mult
+    from robustfusion.data.npz_format import load_npz_folder
     from robustfusion.data.synthetic import load_synthetic
 
+    register_dataset(DatasetInfo("npz", load_npz_folder, True, "your own features: DIR/{train,valid,test}.npz in "
+                                 "the documented format (robustfusion.data.npz_format; robustfusion data check DIR)",
+                                 path_kind="directory"))
     register_dataset(DatasetInfo("synthetic", load_synthetic, False,
                                  "embedded synthetic affect benchmark with a Bayes-optimal oracle"))
     register_dataset(DatasetInfo("mosi_utterance", load_mosi_utterance, True,

@@ -30,7 +30,11 @@ def create_timm_backbone(model_name: str, in_chans: int = 3, num_classes: int = 
         ValueError: ``model_name`` is not a timm model (with the closest names), or the
             arguments ask for pretrained weights (which would need a download).
     """
-    import timm
+    try:
+        import timm
+    except ImportError:
+        raise ValueError('the timm_frames encoder needs timm, an optional extra: pip install "robustfusion[frames]" '
+                         "(install torch and torchvision first to keep your own builds)") from None
 
     if timm_kwargs.pop("pretrained", False):
         raise ValueError(f"timm backbone {model_name!r}: pretrained=True would need a download and robustfusion "

@@ -23,7 +23,7 @@ from robustfusion.data import MultimodalDataset, load_dataset
 from robustfusion.data.standardize import Standardizer
 from robustfusion.io import atomic_write_json, replace_dir
 from robustfusion.metrics import primary_metric
-from robustfusion.models.registry import MODELS, create_model
+from robustfusion.models.registry import create_model, model_keywords
 from robustfusion.reporting import write_report
 from robustfusion.results import ORACLE, read_rows_csv, write_rows_csv
 from robustfusion.robustness import evaluate
@@ -118,13 +118,14 @@ def prepare_data(cfg: DictConfig, raw: dict[str, MultimodalDataset] | None = Non
 def build_model(cfg: DictConfig, train: MultimodalDataset) -> torch.nn.Module:
     """``create_model(cfg.model.name, modality_dims/task/num_outputs from the data, **cfg.model.params)``."""
     params = OmegaConf.to_container(cfg.model.params, resolve=True) or {}
-    builder = MODELS.get(cfg.model.name)
     try:
         return create_model(cfg.model.name, modality_dims=train.modality_dims, task=train.task,
                             num_outputs=train.num_outputs, **params)
     except TypeError as err:
-        valid = [p for p in inspect.signature(builder).parameters if p not in ("self", "modality_dims", "task", "num_outputs")]
-        raise ConfigError(f"model.params for {cfg.model.name!r}: {err}; valid parameters: {valid}") from None
+        valid = [p for p in model_keywords(cfg.model.name) if p not in ("modality_dims", "task", "num_outputs")]
+        unknown = sorted(k for k in params if k not in model_keywords(cfg.model.name))
+        what = f"unexpected key(s) {unknown}" if unknown else str(err)
+        raise ConfigError(f"model.params for {cfg.model.name!r}: {what}; valid parameters: {valid}") from None
 
 
 def _standardizer_of(run_dir: Path) -> Standardizer | None:

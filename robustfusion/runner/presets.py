@@ -149,6 +149,10 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "mosi_mmsa": {"model": {"params": {"encoder": "transformer", "hidden_dim": 64}}, "train": _MMSA_TRAIN},
     "mosei_mmsa": {"model": {"params": {"encoder": "transformer", "hidden_dim": 64}}, "train": _MMSA_TRAIN},
     "sims_mmsa": {"model": {"params": {"encoder": "transformer", "hidden_dim": 64}}, "train": _MMSA_TRAIN},
+    # your own features (robustfusion.data.npz_format): GRU base encoders (vectors or sequences) and epoch
+    # selection on the validation primary metric averaged over every subset; a starting point, not tuned
+    "npz": {"model": {"params": {"encoder": "gru", "hidden_dim": 64}},
+            "train": {"epochs": 30, "batch_size": 32, "lr": 1e-3, "selection": "best", "monitor_subsets": True}},
 }
 
 

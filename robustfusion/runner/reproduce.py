@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import shutil
 import sys
 import time
@@ -46,9 +47,11 @@ from robustfusion.runner.api import (
     train_run,
 )
 from robustfusion.runner.fit import torch_threads
+from robustfusion.runner.grid_out import claim_grid_out, default_grid_out
 from robustfusion.runner.launchers import Launcher, make_launcher
 from robustfusion.runner.outdir import REPRODUCE_KEPT, prepare_result_dir, relocate
 from robustfusion.runner.presets import GRIDS, METHODS, Grid, method_config
+from robustfusion.runner.rundir import run_name
 from robustfusion.tasks import TASKS
 
 __all__ = ["SPECIALISTS_RIDGE", "reproduce"]
@@ -89,8 +92,9 @@ def _prepared(cfg: DictConfig) -> PreparedData:
     return _DATA_CACHE[key]
 
 
-def _run_dir(out: str | Path, method: str, seed: int) -> Path:
-    return Path(out) / "runs" / f"{method}-seed{seed}"
+def _run_dir(out: str | Path, cfg: DictConfig) -> Path:
+    """``OUT/runs/<dataset>-<method>-seed<seed>``, named like a ``train`` run."""
+    return Path(out) / "runs" / run_name(cfg)
 
 
 def _estimated_seconds(cfg: DictConfig) -> float:
@@ -118,7 +122,7 @@ def _run_job(method: str, seed: int, *, grid: Grid, quick: bool, overrides: Sequ
     t0 = time.perf_counter()
     with torch_threads(cfg.train.num_threads or num_threads):
         data = _prepared(cfg)
-        run_dir = _run_dir(out, method, seed)
+        run_dir = _run_dir(out, cfg)
         reused = _finished_with(run_dir, cfg)
         if reused:
             run = load_run(run_dir, data=data)
@@ -131,17 +135,19 @@ def _run_job(method: str, seed: int, *, grid: Grid, quick: bool, overrides: Sequ
             "dataset": str(cfg.data.name), "run_dir": str(run_dir)}
 
 
-def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Path = "results",
+def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Path | None = None,
               overrides: Sequence[str] = (), log=None, jobs: int | None = None,
               launcher: str | Launcher = "local") -> dict[str, Any]:
     """Run grid ``name`` (a name from :data:`robustfusion.runner.presets.GRIDS`, default
-    ``"synthetic"``, or a :class:`Grid`); returns ``{"markdown", "paths", "rows", "timings"}``.
+    ``"synthetic"``, or a :class:`Grid`); returns ``{"markdown", "paths", "rows", "timings", "out"}``.
 
     ``launcher``: where the runs train, ``"local"``, ``"ray"``, ``"submitit"`` (made with
     :func:`robustfusion.runner.launchers.make_launcher`'s defaults and ``jobs``) or a
     :class:`~robustfusion.runner.launchers.Launcher` made with its options.
     ``jobs``: how many runs train at once (local: the process pool's size, default 1 = in this
     process). ``log``: where progress messages go (default: stderr, flushed at once).
+    ``out``: default ``results/<name>`` (``results/<name>-quick`` with ``quick``); a folder holding
+    another grid's results is refused (:mod:`robustfusion.runner.grid_out`).
     """
     log = log or _log_stderr
     if jobs is not None and jobs < 1:
@@ -164,8 +170,9 @@ def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Pa
     methods = [m for m in methods if m not in skipped]
     if skipped:
         log(f"[reproduce] skipping methods whose model is not registered: {skipped}")
+    out = Path(out) if out is not None else default_grid_out(re.sub(r"[^\w.-]+", "_", name), quick)
     out = prepare_result_dir(out, "reproduce")  # replaced whole at the end; a killed swap's runs put back
-    out.mkdir(parents=True, exist_ok=True)
+    claim_grid_out(out, name, quick, overrides, methods, seeds)
     try:
         return _reproduce(grid, name, methods, seeds, quick, out, list(overrides), log, launcher)
     finally:
@@ -201,7 +208,8 @@ def _reproduce(grid: Grid, name: str, methods: list[str], seeds: list[int], quic
     # finished runs are evaluated here, whatever the launcher (no queue, no worker for a reload)
     fresh = []
     for seed, method in todo:
-        if _finished_with(_run_dir(out, method, seed), method_config(grid, method, seed, quick, overrides)):
+        cfg = method_config(grid, method, seed, quick, overrides)
+        if _finished_with(_run_dir(out, cfg), cfg):
             finished((seed, method), job(method, seed))
         else:
             fresh.append((seed, method))
@@ -241,7 +249,7 @@ def _reproduce(grid: Grid, name: str, methods: list[str], seeds: list[int], quic
         atomic_write_text(tmp / "grid.yaml", OmegaConf.to_yaml(OmegaConf.create(
             {"name": name, "quick": quick, "methods": methods, "seeds": seeds, "overrides": overrides})))
     return {"markdown": report["markdown"], "paths": relocate(report.get("paths", {}), tmp, out), "rows": rows,
-            "timings": timings}
+            "timings": timings, "out": out}
 
 
 def _comparable(cfg: DictConfig) -> str:

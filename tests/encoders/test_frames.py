@@ -11,6 +11,8 @@ import torch
 from robustfusion.encoders import create_encoder
 from robustfusion.encoders.frames import TimmFrameEncoder, create_timm_backbone
 
+pytest.importorskip("timm", reason='timm is the optional "frames" extra: pip install "robustfusion[frames]"')
+
 
 def _frames(b=2, t=3, seed=0):
     g = torch.Generator().manual_seed(seed)

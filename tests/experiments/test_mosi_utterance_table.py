@@ -20,7 +20,7 @@ def test_default_cross_fits_over_the_validation_videos(mosi_dir, tmp_path, monke
     combined = read_rows_csv(out / "combined" / "robustness.csv")
     assert len(combined) == sum(len(r) for r in per_fold) and {r["seed"] for r in combined} == {0, 1000}
     for k in (0, 1):  # each fold's runs were selected on the other fold's videos, tested on its own
-        cfg = (out / f"fold{k}" / "runs" / "gmc_pf-seed0" / "config.yaml").read_text()
+        cfg = (out / f"fold{k}" / "runs" / "mosi_utterance-gmc_pf-seed0" / "config.yaml").read_text()
         assert f"crossfit_fold: {k}" in cfg and "crossfit_folds: 2" in cfg
 
 

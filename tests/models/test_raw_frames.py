@@ -3,11 +3,14 @@ vision encoder is a timm backbone (random weights, no download)."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from robustfusion import MultimodalBatch, create_model
 from robustfusion.dropping import drop_frames, protocol_generator
 from robustfusion.encoders import create_encoder
+
+pytest.importorskip("timm", reason='timm is the optional "frames" extra: pip install "robustfusion[frames]"')
 
 
 def _model():

@@ -23,6 +23,7 @@ SHAPES = {
     "mosi_mmsa": ({"text": 768, "audio": 5, "vision": 20}, 50, "regression", 1),
     "mosei_mmsa": ({"text": 768, "audio": 74, "vision": 35}, 50, "regression", 1),
     "sims_mmsa": ({"text": 768, "audio": 33, "vision": 709}, 39, "regression", 1),
+    "npz": ({"text": 6, "audio": 4, "vision": 3}, 5, "regression", 1),
 }
 ALL = [(d, m) for d in DATASET_DEFAULTS for m in METHODS]
 

@@ -70,7 +70,7 @@ def test_submitit_local_executor_writes_the_same_csv_and_a_rerun_reuses_the_runs
     # one array task per run, its epoch lines in its own log under OUT/submitit/
     logs = sorted((out / "submitit").rglob("*_log.err"))
     assert len(logs) == 3
-    assert sorted(re.match(r"(\w+)-seed0 epoch 1/3", p.read_text()).group(1) for p in logs) == sorted(QUICK_RUNS)
+    assert sorted(re.match(r"synthetic-(\w+)-seed0 epoch 1/3", p.read_text()).group(1) for p in logs) == sorted(QUICK_RUNS)
 
     def no_submission(*args, **kwargs):
         raise AssertionError("a finished run was submitted again")

@@ -130,10 +130,10 @@ def test_reproduce_jobs_2_writes_the_same_robustness_csv_as_jobs_1_and_runs_are_
         assert sorted(m for _, m in progress) == ["gmc", "gmc_pf", "late_fusion"], err
     assert "left" in serial_err
     for method in ("gmc", "gmc_pf", "late_fusion"):
-        run = tmp_path / "pool" / "runs" / f"{method}-seed0"
+        run = tmp_path / "pool" / "runs" / f"synthetic-{method}-seed0"
         assert len((run / "train.log").read_text().splitlines()) == 3
         assert json.loads((run / "final.json").read_text()) == \
-            json.loads((tmp_path / "serial" / "runs" / f"{method}-seed0" / "final.json").read_text())
+            json.loads((tmp_path / "serial" / "runs" / f"synthetic-{method}-seed0" / "final.json").read_text())
     # the pool's finished runs are reused by a serial rerun, with the same table
     assert main(["reproduce", "--quick", "--out", str(tmp_path / "pool")]) == 0
     assert capsys.readouterr().err.count("reused finished run") == 3

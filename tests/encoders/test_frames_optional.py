@@ -1,0 +1,20 @@
+"""timm is the optional ``frames`` extra: without it, asking for the ``timm_frames`` encoder is a
+``ValueError`` that says which extra to install (every other encoder works)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from robustfusion.encoders import create_encoder
+from robustfusion.encoders.frames import create_timm_backbone
+
+
+def test_without_timm_the_frame_encoder_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "timm", None)  # as if timm were not installed
+    with pytest.raises(ValueError, match=r'timm_frames encoder needs timm.*pip install "robustfusion\[frames\]"'):
+        create_timm_backbone("test_resnet")
+    with pytest.raises(ValueError, match=r"robustfusion\[frames\]"):
+        create_encoder("timm_frames", in_dim=3, model_name="test_resnet")
+    assert create_encoder("gru", in_dim=3, out_dim=4) is not None
