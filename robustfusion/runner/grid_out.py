@@ -41,14 +41,20 @@ def describe_grid(name: str, quick: bool, overrides: Sequence[str] = ()) -> str:
     return text + (f" with overrides {list(overrides)}" if overrides else "")
 
 
+#: Override keys that cannot change a grid's results (as ``reproduce`` compares run configs).
+RESULT_NEUTRAL = ("train.num_threads=",)
+
+
 def _identity(record: dict[str, Any]) -> tuple[str, bool, list[str]]:
-    return (str(record.get("name")), bool(record.get("quick", False)), [str(o) for o in record.get("overrides") or []])
+    overrides = [str(o) for o in record.get("overrides") or [] if not str(o).startswith(RESULT_NEUTRAL)]
+    return str(record.get("name")), bool(record.get("quick", False)), overrides
 
 
 def claim_grid_out(out: str | Path, name: str, quick: bool, overrides: Sequence[str], methods: Sequence[str],
                    seeds: Sequence[int]) -> None:
     """Refuse ``out`` when it holds another grid's results (see the module docstring); otherwise
-    write ``out/grid.yaml`` naming this grid (creating ``out``).
+    write ``out/grid.yaml`` naming this grid (creating ``out``) where there is none yet (an existing
+    one of the same grid is left for ``reproduce`` to replace with its whole output folder).
 
     Raises ``ValueError`` naming the grid found there and the grid asked for.
     """
@@ -69,5 +75,7 @@ def claim_grid_out(out: str | Path, name: str, quick: bool, overrides: Sequence[
                          f"`reproduce` grid; refusing to write grid {describe_grid(name, quick, overrides)} "
                          f"into it: give another --out or remove {out}")
     out.mkdir(parents=True, exist_ok=True)
+    if grid_file.is_file():  # the same grid: the folder keeps its files until reproduce swaps in the new set
+        return
     atomic_write_text(grid_file, OmegaConf.to_yaml(OmegaConf.create(
         {**mine, "methods": list(methods), "seeds": [int(s) for s in seeds]})))
