@@ -71,18 +71,22 @@ def leftovers(folder: Path) -> list[str]:
     return found
 
 
-def kill_when(args: list[str], ready: Callable[[float], bool], limit: float = 300.0) -> float:
-    """Start ``args``; SIGKILL it when ``ready(elapsed)`` first holds (or it ends); returns elapsed."""
+def kill_when(args: list[str], ready: Callable[[float], bool], limit: float = 300.0) -> tuple[float, bool]:
+    """Start ``args``; SIGKILL it when ``ready(elapsed)`` first holds; returns the elapsed time and
+    whether it was killed (False: it ended first)."""
     t0 = time.monotonic()
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    killed = False
     try:
         while proc.poll() is None and not ready(time.monotonic() - t0) and time.monotonic() - t0 < limit:
             time.sleep(0.002)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGKILL)
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGKILL)
+                killed = True
         proc.wait()
-    return time.monotonic() - t0
+    return time.monotonic() - t0, killed
 
 
 def _same(a: dict, b: dict, ignore: tuple[str, ...] = ()) -> bool:
@@ -120,14 +124,14 @@ def trials(kind: str, n: int, seed: int, work: Path, log=print) -> list[str]:
     early = -(-n // 3)
     cases: list[tuple[str, Callable[[float], bool]]] = [
         (f"t={t:.2f}s", lambda el, t=t: el >= t)
-        for t in [rng.uniform(0, 1) for _ in range(early)] + [rng.uniform(0, total) for _ in range(n - early - 1)]]
+        for t in [rng.uniform(0, 1) for _ in range(early)] + [rng.uniform(0, 0.95 * total) for _ in range(n - early - 1)]]
     cases.append(("new sibling appears", lambda _el: any(folder.parent.glob(f".{folder.name}.*.new"))))
     lines = []
     state = 1  # the folder now holds version 1
     for k, (label, ready) in enumerate(cases):
         new = 1 - state
         t_start = time.time_ns()
-        at = kill_when(versions[new], ready)
+        at, killed = kill_when(versions[new], ready)
         got = outputs(folder)
         stamps = {mt >= t_start for _, mt in got.values()}
         if _same(got, expected[state]):
@@ -147,8 +151,8 @@ def trials(kind: str, n: int, seed: int, work: Path, log=print) -> list[str]:
         expected[new] = outputs(folder)  # its timings.json is what the next trial finds
         assert not leftovers(folder), (label, leftovers(folder))
         state = new
-        line = f"{kind} trial {k}: {label}, killed at {at:.2f}s: {seen}; left {len(left)} temporaries, none after " \
-               "the next run"
+        how = f"killed at {at:.2f}s" if killed else f"ended by itself at {at:.2f}s"
+        line = f"{kind} trial {k}: {label}, {how}: {seen}; left {len(left)} temporaries, none after the next run"
         lines.append(line)
         log(line)
     return lines
@@ -170,8 +174,10 @@ def main() -> None:
                 t0 = time.monotonic()
                 lines = trials(kind, n, args.seed, work / kind)
                 seen = [ln.split(": ")[-1].split(";")[0] for ln in lines]
-                print(f"{kind}: {n} kills, {seen.count('old set')} old set, {seen.count('new set')} new set, "
-                      f"0 mixed, 0 temporaries after the next run ({time.monotonic() - t0:.0f} s)", flush=True)
+                kills = sum(", killed at" in ln for ln in lines)
+                print(f"{kind}: {n} trials, {kills} killed ({n - kills} ended before the instant), "
+                      f"{seen.count('old set')} old set, {seen.count('new set')} new set, 0 mixed, 0 temporaries "
+                      f"after the next run ({time.monotonic() - t0:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":
