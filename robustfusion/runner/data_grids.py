@@ -32,7 +32,7 @@ from robustfusion.io import atomic_write_json
 from robustfusion.reporting import write_report
 from robustfusion.results import write_rows_csv
 from robustfusion.runner.launchers import Launcher
-from robustfusion.runner.presets import GRIDS
+from robustfusion.runner.presets import GRIDS, Grid
 from robustfusion.runner.reproduce import reproduce
 
 __all__ = ["PART_SEED_STRIDE", "data_parts", "reproduce_on_data"]
@@ -62,18 +62,19 @@ def data_parts(data: str | Path, folds: int = 2) -> list[tuple[str, list[str]]]:
             for k in range(folds)]
 
 
-def reproduce_on_data(name: str, data: str | Path, quick: bool = False, out: str | Path = "results",
+def reproduce_on_data(name: str | Grid, data: str | Path, quick: bool = False, out: str | Path = "results",
                       overrides: Sequence[str] = (), launcher: str | Launcher = "local", jobs: int | None = None,
                       folds: int = 2, log=None) -> dict[str, Any]:
-    """Run the grid ``name`` on the data directory ``data`` (module docstring); returns
+    """Run the grid ``name`` (a name from :data:`GRIDS` or a :class:`Grid`) on the data directory ``data`` (module docstring); returns
     ``{"markdown", "paths", "rows", "timings", "parts"}`` like :func:`reproduce`, for the pooled rows.
 
     Raises:
         ValueError: an unknown grid, a grid of generated data (``synthetic*``), a bad ``data``.
     """
-    if name not in GRIDS:
+    if isinstance(name, str) and name not in GRIDS:
         raise ValueError(f"unknown grid {name!r}; known: {sorted(GRIDS)}")
-    if GRIDS[name].base.get("data", {}).get("name") == "synthetic":
+    grid = GRIDS[name] if isinstance(name, str) else name
+    if grid.base.get("data", {}).get("name") == "synthetic":
         raise ValueError(f"--data: grid {name!r} runs on generated data and takes no data directory; "
                          "expected a real-data grid such as mosi_utterance or iemocap_utterance")
     parts = data_parts(data, folds)

@@ -4,7 +4,7 @@ import pytest
 
 from robustfusion.data import dataset_env_var, list_datasets, load_dataset
 
-REAL = ["mosi_utterance", "mosi_mult", "mosei_mult", "iemocap_mult", "mosi_mmsa", "mosei_mmsa", "sims_mmsa"]
+REAL = ["mosi_utterance", "iemocap_utterance", "mosi_mult", "mosei_mult", "iemocap_mult", "mosi_mmsa", "mosei_mmsa", "sims_mmsa"]
 
 
 def test_names():
