@@ -60,7 +60,7 @@ def _train_then_evaluate(config: str, data: Path, out: Path, capsys) -> list[dic
     return [r for r in rows if r["protocol"] == "subsets"]
 
 
-def test_mosi_train_and_evaluate_on_test_npz(tmp_path, capsys):
+def test_mosi_train_and_evaluate_on_test_npz(tmp_path, capsys, fake_text):
     data = _mosi_dir(tmp_path / "mosi")
     rows = _train_then_evaluate("mosi_utterance/gmc_pf.yaml", data, tmp_path / "runs", capsys)
     for metric in ("MAE", "Non0_F1_score"):
