@@ -24,7 +24,8 @@ _EXAMPLES = {
                  "  robustfusion reproduce --jobs 2          # two runs at a time, same robustness.csv\n"
                  "  robustfusion reproduce --launcher ray --ray-address auto --cpus-per-job 2\n"
                  "  robustfusion reproduce --launcher submitit --slurm-partition cpu --slurm-time 2:00:00\n"
-                 "  robustfusion reproduce mosi_utterance data.path=../shared/data/mosi-bclstm",
+                 "  robustfusion reproduce mosi_utterance --data ../shared/data/mosi-bclstm\n"
+                 "  robustfusion reproduce iemocap_utterance --data ../shared/data/iemocap-ta",
     "list": "example:\n  robustfusion list",
     "data": "example:\n  robustfusion data check my_features/   # train.npz, valid.npz, test.npz in the npz format\n"
             "  robustfusion train configs/npz/gmc_pf.yaml data.path=my_features/",
@@ -98,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--quick", action="store_true",
                     help="a smoke test, not a result: the small version of the grid (1 seed, a few methods, short "
                     "training; synthetic: 38 s wall, 18 s CPU on 2 shared CPU cores), into results/<grid>-quick")
+    rp.add_argument("--data", default=None, metavar="DIR",
+                    help="real-data grids: the npz directory; tables on DIR/test.npz when present, else "
+                    "cross-fitted over the groups of DIR/valid.npz (see README, Real-data grids)")
+    rp.add_argument("--folds", type=int, default=2, metavar="K",
+                    help="with --data and no test.npz: folds of the validation groups (default: 2)")
     rp.add_argument("--jobs", type=int, default=None, metavar="N",
                     help="train at most N runs at a time; local: a process pool, each with cores/N torch threads "
                     "(default: 1, in this process); ray: default as many as the cluster schedules; submitit: "
@@ -219,7 +225,13 @@ def _cmd_reproduce(args) -> int:
                              submitit_cluster=args.submitit_cluster, slurm_partition=args.slurm_partition,
                              slurm_time=args.slurm_time, slurm_options=args.slurm_option or ())
     check_writable(args.out or "results", "--out")
-    result = reproduce(args.name, quick=args.quick, out=args.out, overrides=args.overrides, launcher=launcher)
+    if args.data is not None:
+        from robustfusion.runner.data_grids import reproduce_on_data
+
+        result = reproduce_on_data(args.name or "synthetic", args.data, quick=args.quick, out=args.out,
+                                   overrides=args.overrides, launcher=launcher, folds=args.folds)
+    else:
+        result = reproduce(args.name, quick=args.quick, out=args.out, overrides=args.overrides, launcher=launcher)
     if args.quick:
         print(quick_notice(result.get("rows", ())))
     print(headline_table(result["markdown"], result.get("rows", ())))

@@ -39,3 +39,24 @@ def mosi_dir() -> Path:
         pytest.skip("real MOSI utterance data not found: ../shared/data/mosi-bclstm/train.npz relative to the repo "
                     "root is absent and ROBUSTFUSION_MOSI_DIR is not set")
     return d
+
+
+def real_iemocap_dir() -> Path | None:
+    env = os.environ.get("ROBUSTFUSION_DATA_IEMOCAP_UTTERANCE")
+    cands = [Path(env)] if env else []
+    cands.append(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "iemocap-ta")
+    for c in cands:
+        if (c / "train.npz").is_file():
+            return c
+    return None
+
+
+@pytest.fixture
+def iemocap_dir() -> Path:
+    """The real IEMOCAP utterance files (``../shared/data/iemocap-ta`` or
+    ``$ROBUSTFUSION_DATA_IEMOCAP_UTTERANCE``); the test is skipped where they are absent."""
+    d = real_iemocap_dir()
+    if d is None:
+        pytest.skip("real IEMOCAP utterance data not found: ../shared/data/iemocap-ta/train.npz relative to the repo "
+                    "root is absent and ROBUSTFUSION_DATA_IEMOCAP_UTTERANCE is not set")
+    return d

@@ -6,7 +6,9 @@
 
 from robustfusion.data.dataset import MultimodalDataset
 from robustfusion.data.mmsa import load_mmsa
+from robustfusion.data.iemocap_utterance import load_iemocap_utterance
 from robustfusion.data.mosi_utterance import carve_video_splits, load_mosi_utterance
+from robustfusion.data.transcript_text import text_from_transcripts
 from robustfusion.data.mult import IEMOCAP_EMOTIONS, load_mult, write_example_mult_pickle
 from robustfusion.data.registry import (
     DATASETS,
@@ -47,7 +49,9 @@ __all__ = [
     "list_datasets",
     "load_dataset",
     "load_mmsa",
+    "load_iemocap_utterance",
     "load_mosi_utterance",
+    "text_from_transcripts",
     "load_mult",
     "load_synthetic",
     "oracle_predict",

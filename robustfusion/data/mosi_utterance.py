@@ -49,7 +49,9 @@ __all__ = ["MOSI_UTTERANCE_KEYS", "carve_video_splits", "crossfit_video_folds", 
            "min_carvable_videos"]
 
 MOSI_UTTERANCE_KEYS = ("segment_id", "video_id", "transcript", "sentiment", "text", "audio", "vision")
-TEXT_FEATURE_OPTIONS = ("bclstm", "minilm")
+TEXT_FEATURE_OPTIONS = ("bclstm", "minilm", "both")
+#: ``text_features`` -> :func:`robustfusion.data.transcript_text.text_from_transcripts` mode
+_TEXT_MODE = {"bclstm": "given", "minilm": "transcript", "both": "both"}
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -148,6 +150,7 @@ def crossfit_video_folds(video_ids: np.ndarray, folds: int, fold: int, split_see
 
 def load_mosi_utterance(path: str | Path, split_seed: int = 0, name: str = "mosi_utterance",
                         text_features: str = "bclstm", text_cache_dir: str | Path | None = None,
+                        text_model: str | Path | None = None,
                         valid_fraction: float = 0.15, test_fraction: float = 0.2, standardize: bool = True,
                         nonfinite: str = "error", crossfit_folds: int = 0,
                         crossfit_fold: int = 0, allow_shared_groups: bool = False) -> dict[str, MultimodalDataset]:
@@ -156,8 +159,11 @@ def load_mosi_utterance(path: str | Path, split_seed: int = 0, name: str = "mosi
     Args:
         path: directory holding at least ``train.npz``.
         split_seed: seed of the carving rule (module docstring).
-        text_features: ``"bclstm"`` (the file's 100-d ``text``) or ``"minilm"`` (384-d MiniLM
-            embeddings of ``transcript``, cached in ``text_cache_dir``).
+        text_features: ``"bclstm"`` (the file's 100-d ``text``), ``"minilm"`` (384-d MiniLM
+            embeddings of ``transcript``, cached in ``text_cache_dir``) or ``"both"`` (the two
+            concatenated, 484-d); see :mod:`robustfusion.data.transcript_text`.
+        text_model: a local sentence-transformers directory for the transcript embeddings
+            (default: the packaged MiniLM).
         standardize: z-score every modality with statistics of the training part.
         nonfinite: ``"error"`` (default; the bc-LSTM features are finite) or ``"zero"``.
         crossfit_folds, crossfit_fold: ``K >= 2`` splits the videos of ``valid.npz`` into ``K``
@@ -217,14 +223,14 @@ def load_mosi_utterance(path: str | Path, split_seed: int = 0, name: str = "mosi
                 raise ValueError(f"{sources[s]}: {m!r}: expected feature width {width} (as in "
                                  f"{sources['train']}), found {x.shape[1]} (shape {x.shape})")
             feats[s][m], _ = handle_nonfinite(x, nonfinite, sources[s], repr(m))
-    if text_features == "minilm":
-        from robustfusion.data.text_features import embed_texts
-        from robustfusion.encoders.text import load_sentence_transformer
+    if text_features != "bclstm":
+        from robustfusion.data.transcript_text import text_from_transcripts
 
-        model = load_sentence_transformer()
+        texts = text_from_transcripts({s: [str(t) for t in raw[s]["transcript"]] for s in SPLITS},
+                                      _TEXT_MODE[text_features], given={s: feats[s]["text"] for s in SPLITS},
+                                      model_path=text_model, cache_dir=text_cache_dir)
         for s in SPLITS:
-            feats[s]["text"] = embed_texts([str(t) for t in raw[s]["transcript"]], cache_dir=text_cache_dir,
-                                           model=model)
+            feats[s]["text"] = texts[s]
     stats = {}
     if standardize:
         for m in ("text", "audio", "vision"):

@@ -2,7 +2,7 @@
 
 Every loader returns ``{"train", "valid", "test": MultimodalDataset}`` with ``.name`` = the
 registry name. ``path`` is the ``.pkl`` file (MulT / MMSA formats) or the directory
-(``mosi_utterance``); when it is ``None`` for a real dataset, the environment variable
+(``mosi_utterance``, ``iemocap_utterance``); when it is ``None`` for a real dataset, the environment variable
 ``ROBUSTFUSION_DATA_<NAME>`` (e.g. ``ROBUSTFUSION_DATA_MOSEI_MULT``) is used; for
 ``mosi_utterance`` also ``ROBUSTFUSION_MOSI_DIR``.
 """
@@ -119,6 +119,7 @@ def load_dataset(name: str, path: str | Path | None = None, split_seed: int = 0,
 
 
 def _register_builtin() -> None:
+    from robustfusion.data.iemocap_utterance import load_iemocap_utterance
     from robustfusion.data.mmsa import load_mmsa
     from robustfusion.data.mosi_utterance import load_mosi_utterance
     from robustfusion.data.mult import load_mult
@@ -133,6 +134,9 @@ def _register_builtin() -> None:
     register_dataset(DatasetInfo("mosi_utterance", load_mosi_utterance, True,
                                  "CMU-MOSI utterance-level bc-LSTM features (<split>.npz directory)",
                                  path_kind="directory", extra_env=("ROBUSTFUSION_MOSI_DIR",)))
+    register_dataset(DatasetInfo("iemocap_utterance", load_iemocap_utterance, True,
+                                 "IEMOCAP utterances: transcripts + 8 acoustic features (<split>.npz directory)",
+                                 path_kind="directory"))
     for ds, fname in (("mosi", "mosi_data.pkl"), ("mosei", "mosei_senti_data.pkl"), ("iemocap", "iemocap_data.pkl")):
         register_dataset(DatasetInfo(f"{ds}_mult", load_mult, True, f"MulT pickle ({fname} or *_noalign.pkl)",
                                      path_kind=f".pkl file ({fname})"))

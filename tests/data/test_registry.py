@@ -4,7 +4,8 @@ import pytest
 
 from robustfusion.data import dataset_env_var, list_datasets, load_dataset
 
-REAL = ["npz", "mosi_utterance", "mosi_mult", "mosei_mult", "iemocap_mult", "mosi_mmsa", "mosei_mmsa", "sims_mmsa"]
+REAL = ["npz", "mosi_utterance", "iemocap_utterance", "mosi_mult", "mosei_mult", "iemocap_mult", "mosi_mmsa", "mosei_mmsa",
+        "sims_mmsa"]
 
 
 def test_names():

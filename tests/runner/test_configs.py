@@ -17,6 +17,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SHAPES = {
     "synthetic": ({"text": 24, "audio": 16, "vision": 20}, 10, "regression", 1),
     "mosi_utterance": ({"text": 100, "audio": 73, "vision": 100}, 0, "regression", 1),
+    "iemocap_utterance": ({"text": 384, "audio": 8}, 0, "classification", 4),
     "mosi_mult": ({"text": 300, "audio": 5, "vision": 20}, 50, "regression", 1),
     "mosei_mult": ({"text": 300, "audio": 74, "vision": 35}, 50, "regression", 1),
     "iemocap_mult": ({"text": 300, "audio": 74, "vision": 35}, 20, "multilabel", 4),
@@ -48,6 +49,7 @@ def test_config_builds_a_model_that_runs(dataset, method):
     params = OmegaConf.to_container(cfg.model.params)
     model = create_model(cfg.model.name, modality_dims=dims, task=task, num_outputs=k, **params)
     shape = (lambda d: (2, frames, d)) if frames else (lambda d: (2, d))
-    targets = torch.randint(0, 2, (2, k)).float() if task == "multilabel" else torch.randn(2)
+    targets = {"multilabel": lambda: torch.randint(0, 2, (2, k)).float(),
+               "classification": lambda: torch.randint(0, k, (2,))}.get(task, lambda: torch.randn(2))()
     out = model(MultimodalBatch({m: torch.randn(*shape(d)) for m, d in dims.items()}, targets=targets))
     assert out.prediction.shape == (2, k) and torch.isfinite(out.loss)
