@@ -3,7 +3,8 @@
 The test tensors are tiny: one intra-op thread is several times faster than the default
 (thread start-up and contention dominate) and keeps the suite fast on shared 2-core CI boxes.
 Nothing may touch the network: the Hugging Face libraries are put in offline mode, and plots
-use the Agg backend.
+use the Agg backend; text embeddings are cached in a temporary folder unless
+``$ROBUSTFUSION_CACHE`` is set.
 """
 
 import os
@@ -14,6 +15,12 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# transcript embeddings of test runs go to a throw-away cache unless the caller names one (the
+# real-data tests are much faster with a filled $ROBUSTFUSION_CACHE)
+if not os.environ.get("ROBUSTFUSION_CACHE"):
+    import tempfile
+
+    os.environ["ROBUSTFUSION_CACHE"] = tempfile.mkdtemp(prefix="robustfusion-test-cache-")
 
 import torch
 

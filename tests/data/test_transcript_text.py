@@ -24,8 +24,8 @@ def test_modes_against_the_embeddings_themselves(tmp_path, capsys):
     assert "embedding texts" not in capsys.readouterr().err  # served from the cache: no bar
     np.testing.assert_array_equal(np.concatenate([emb["train"], emb["valid"]]), ref)
     both = text_from_transcripts(tr, "both", given=given, cache_dir=cache)
-    for s in tr:
-        assert both[s].shape == (len(tr[s]), 2 + 384)
+    for s, texts in tr.items():
+        assert both[s].shape == (len(texts), 2 + 384)
         np.testing.assert_array_equal(both[s][:, :2], given[s])
         np.testing.assert_array_equal(both[s][:, 2:], emb[s])
     assert text_from_transcripts(tr, "given", given=given)["valid"] is not None
