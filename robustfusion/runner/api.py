@@ -217,8 +217,8 @@ def load_run(run_dir: str | Path, overrides: Sequence[str] = (), data: PreparedD
 
 
 def _levels(cfg: DictConfig) -> dict[str, list[float]]:
-    """``eval.levels`` for the 0-1 sweeps; ``missing_rate`` keeps its own default (0.0-0.7)."""
-    return {p: list(cfg.eval.levels) for p in ("sample_rate", "frame_rate")}
+    """``eval.levels`` as ``{protocol: rates}`` (protocols it does not name keep their default)."""
+    return {p: list(rates) for p, rates in cfg.eval.levels.items()}
 
 
 def evaluate_model(model, cfg: DictConfig, dataset: MultimodalDataset, oracle_dataset=None,

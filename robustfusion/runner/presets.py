@@ -14,6 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from robustfusion.protocols import default_protocols, get_protocol
 from robustfusion.runner.config import load_config
 
 __all__ = ["DATASET_DEFAULTS", "GRIDS", "METHODS", "Grid", "dataset_base", "deep_merge", "method_config",
@@ -75,6 +76,8 @@ class Grid:
 _MULT_TRAIN = {"epochs": 40, "batch_size": 40, "lr": 1e-3, "selection": "last"}  # GMC kept the last epoch
 _MMSA_TRAIN = {"epochs": 30, "batch_size": 32, "lr": 5e-4, "selection": "best"}
 _MOSI_GMC_PARAMS = {"unimodal_weight": 2.0, "head_dropout": 0.5, "partial_fusion": "weighted_mean"}
+#: The default protocols that do not drop frames (for utterance-level data, one vector per sample).
+_WITHOUT_FRAMES = [p for p in default_protocols() if not get_protocol(p).needs_frames]
 _MOSI_GMC_TRAIN = {"modality_dropout": 0.3, "calibrate_fusion": True, "calibrate_subsets": True}
 _SYNTHETIC_GMC_PARAMS = {"encoder": "mlp", "encoder_kwargs": {"layers": 0}, "hidden_dim": 64, "unimodal_weight": 1.0,
                          "head_dropout": 0.5, "partial_fusion": "weighted_mean"}
@@ -140,7 +143,7 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
                            "gmc": {"model": {"params": _MOSI_GMC_PARAMS}, "train": _MOSI_GMC_TRAIN},
                            "gmc_pf": {"model": {"params": {**_MOSI_GMC_PARAMS, "predict_from": "modalities"}},
                                       "train": _MOSI_GMC_TRAIN}},
-                       "eval": {"protocols": ["subsets", "sample_rate"]}},
+                       "eval": {"protocols": _WITHOUT_FRAMES}},
     "mosi_mult": {"model": {"params": {"encoder": "gru", "hidden_dim": 64}}, "train": _MULT_TRAIN,
                   "per_method": _GMC_AFFECT_PER_METHOD},
     "mosei_mult": {"model": {"params": {"encoder": "gru", "hidden_dim": 64}}, "train": _MULT_TRAIN,
