@@ -184,7 +184,7 @@ def _check_predictor(predictor, batch_size: int, reuse_latents: bool | None) -> 
     if not hasattr(predictor, "predict"):
         raise ValueError(f"predictor: expected an object with predict(batch) -> [B, K], found {type(predictor).__name__}")
     if reuse_latents is None:
-        reuse_latents = bool(getattr(type(predictor), "supports_latent_reuse", False))
+        reuse_latents = bool(getattr(predictor, "supports_latent_reuse", False))
     if reuse_latents and not (hasattr(predictor, "encode") and hasattr(predictor, "predict_from_latents")):
         raise ValueError(f"reuse_latents=True needs encode() and predict_from_latents(); "
                          f"{type(predictor).__name__} lacks them")
@@ -254,7 +254,7 @@ def evaluate(predictor, dataset, *, protocols: Sequence[str] | None = None,
         device: where batches go; an ``nn.Module`` predictor is moved there too.
         metrics: ``None`` (all metrics of the task), a list of metric names, or a callable
             ``(preds [N, K], targets) -> {name: value}``.
-        reuse_latents: ``None`` (auto): when ``type(predictor).supports_latent_reuse`` is true,
+        reuse_latents: ``None`` (auto): when ``predictor.supports_latent_reuse`` is true,
             encode each batch once (``encode``) and predict the conditions of every protocol with
             :attr:`~robustfusion.protocols.Protocol.reuses_latents` (all but ``frame_rate``) with
             ``predict_from_latents`` (the per-modality latents do not depend on which modalities

@@ -9,7 +9,12 @@ import torch
 
 from robustfusion import MultimodalBatch
 from robustfusion.data.dataset import MultimodalDataset
-from robustfusion.dropping import drop_frames, drop_samples, drop_to_missing_rate, protocol_generator
+from robustfusion.dropping import (
+    drop_frames,
+    drop_samples,
+    drop_to_missing_rate,
+    protocol_generator,
+)
 from robustfusion.protocols import (
     DEFAULT_LEVELS,
     MISSING_RATE_LEVELS,

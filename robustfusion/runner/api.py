@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from robustfusion.calibration import CalibratedModel
 from robustfusion.data import MultimodalDataset, load_dataset
 from robustfusion.data.standardize import Standardizer
 from robustfusion.io import atomic_write_json, replace_dir
@@ -27,12 +28,8 @@ from robustfusion.reporting import write_report
 from robustfusion.results import ORACLE, read_rows_csv, write_rows_csv
 from robustfusion.robustness import evaluate
 from robustfusion.runner import distributed as ddp
-from robustfusion.runner.calibrate import (
-    calibrate_partial_fusion,
-    calibrate_presence_readout,
-    check_calibratable,
-    check_readout_task,
-)
+from robustfusion.runner.calibrate import calibrate_partial_fusion, check_calibratable
+from robustfusion.runner.calibrators import fit_run_calibrators, run_calibrators
 from robustfusion.runner.config import ConfigError, load_config
 from robustfusion.runner.fit import (
     check_monitor,
@@ -81,7 +78,8 @@ class PreparedData:
 
 @dataclass
 class Run:
-    """A trained (or reloaded) run: its directory, resolved config, model (eval mode, CPU),
+    """A trained (or reloaded) run: its directory, resolved config, model (eval mode, CPU; a
+    :class:`~robustfusion.calibration.CalibratedModel` when the run has calibrators),
     ``final.json`` contents and the data it was trained on."""
 
     dir: Path
@@ -164,8 +162,7 @@ def _train_run(cfg: DictConfig, out, run_dir, resume: bool, on_epoch_end, data: 
     set_fallback_from_targets(model, train)
     if cfg.train.calibrate_fusion:
         check_calibratable(model)  # fail before training, not after
-    if cfg.train.calibrate_subsets:
-        check_readout_task(train.task)
+    calibrators = run_calibrators(cfg.train, model, train.task)  # fail before training, not after
     device = resolve_device(cfg.train.device)
     check_monitor(model, splits["valid"], cfg.train.monitor or primary_metric(train.task), device)  # before any file
     ddp.check_batches(len(train), cfg.train.batch_size)
@@ -184,17 +181,20 @@ def _train_run(cfg: DictConfig, out, run_dir, resume: bool, on_epoch_end, data: 
     if cfg.train.calibrate_fusion:
         final["calibration"] = calibrate_partial_fusion(model, splits["valid"], batch_size=cfg.eval.batch_size,
                                                         device=device)
+    reports = fit_run_calibrators(calibrators, model, splits["valid"], batch_size=cfg.eval.batch_size, device=device)
     if cfg.train.calibrate_subsets:
-        final["readout"] = calibrate_presence_readout(model, splits["valid"], batch_size=cfg.eval.batch_size,
-                                                      device=device)
+        final["readout"] = reports.pop(0)
+    if reports:
+        final["calibrators"] = reports
+    predictor = CalibratedModel(model, calibrators) if calibrators else model
     for split in ("valid", "test"):
         if split in splits:
-            final[split] = evaluate_dataset(model, splits[split], cfg.eval.batch_size, device)
-    model = model.cpu().eval()
+            final[split] = evaluate_dataset(predictor, splits[split], cfg.eval.batch_size, device)
+    predictor = predictor.cpu().eval()
     if ddp.is_main():
-        finish_run(run_dir, model, final)
+        finish_run(run_dir, model, final, calibrators)
     ddp.barrier()
-    return Run(run_dir, cfg, model, final, data)
+    return Run(run_dir, cfg, predictor, final, data)
 
 
 def resume_run(run_dir: str | Path, on_epoch_end=None) -> Run:

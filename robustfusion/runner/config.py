@@ -84,6 +84,7 @@ class TrainConfig:
     augment: list[dict[str, Any]] = field(default_factory=list)  # more, by name: [{name: missing_rate_dropout, rate: 0.3}]
     calibrate_fusion: bool = False  # after training, fit the model's partial_fusion weights on valid
     calibrate_subsets: bool = False  # then fit an affine read-out per presence pattern on valid (regression)
+    calibrators: list[dict[str, Any]] = field(default_factory=list)  # more post-hoc calibrators by name, in order
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     num_threads: int = 0  # torch intra-op CPU threads for the run; 0 = min(4, cores // 2), at least 1
     progress: bool = True  # tqdm bars on a terminal, one line per epoch on stderr otherwise; false = neither
