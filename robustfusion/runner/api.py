@@ -31,15 +31,8 @@ from robustfusion.runner import distributed as ddp
 from robustfusion.runner.calibrate import calibrate_partial_fusion, check_calibratable
 from robustfusion.runner.calibrators import fit_run_calibrators, run_calibrators
 from robustfusion.runner.config import ConfigError, load_config
-from robustfusion.runner.fit import (
-    check_monitor,
-    evaluate_dataset,
-    fit,
-    resolve_device,
-    set_fallback_from_targets,
-    tensorboard_writer,
-    torch_threads,
-)
+from robustfusion.runner.fit import fit
+from robustfusion.runner.resources import resolve_device, torch_threads
 from robustfusion.runner.rundir import (
     build_model_from_run,
     create_run_dir,
@@ -48,6 +41,8 @@ from robustfusion.runner.rundir import (
     read_run_config,
     repair_run_files,
 )
+from robustfusion.runner.scoring import check_monitor, evaluate_dataset, set_fallback_from_targets
+from robustfusion.runner.tensorboard import tensorboard_writer
 from robustfusion.seeding import seed_everything
 
 __all__ = [
@@ -133,7 +128,7 @@ def train_run(cfg: DictConfig, out: str | Path = "runs", run_dir: str | Path | N
     ``data``: the prepared dataset of ``cfg.data`` when the caller has it already (a grid);
     a resumed run always uses the standardisation saved in its directory. The run uses
     ``cfg.train.num_threads`` torch threads, else ``num_threads`` (a pool's share of the cores),
-    else :func:`robustfusion.runner.fit.auto_num_threads`; the previous count is restored after.
+    else :func:`robustfusion.runner.resources.auto_num_threads`; the previous count is restored after.
 
     Under ``torchrun`` (a process group initialised, e.g. by ``robustfusion train``) every rank
     calls this with the same arguments and trains its shard of each batch; rank 0 alone writes the

@@ -15,12 +15,10 @@ A run killed at any point leaves either the previous complete checkpoint or the 
 from __future__ import annotations
 
 import pickle
-import random
 import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
@@ -29,8 +27,7 @@ from torch import nn
 from robustfusion.calibration.store import LEGACY_READOUT_KEYS
 from robustfusion.io import atomic_write, atomic_write_text
 
-__all__ = ["latest_epoch", "load_latest_checkpoint", "load_weights", "rng_state", "save_checkpoint", "save_weights",
-           "set_rng_state", "tidy_checkpoints"]
+__all__ = ["load_latest_checkpoint", "load_weights", "save_checkpoint", "save_weights", "tidy_checkpoints"]
 
 
 def save_weights(model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
@@ -54,28 +51,6 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
         raise ValueError(f"{path}: weights do not match {type(model).__name__}: missing {sorted(missing)[:5]}, "
                          f"unexpected {sorted(unexpected)[:5]}")
     return model
-
-
-def rng_state() -> dict[str, Any]:
-    """Python, NumPy and torch RNG states in types ``torch.load(weights_only=True)`` accepts."""
-    np_state = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
-    n = state["numpy"]
-    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), *n[2:]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def save_checkpoint(run_dir: str | Path, epoch: int, model: nn.Module, trainer_state: dict[str, Any]) -> Path:
@@ -107,18 +82,6 @@ def load_latest_checkpoint(run_dir: str | Path, model: nn.Module) -> dict[str, A
         return torch.load(target / "trainer_state.pt", weights_only=True)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
         raise ValueError(f"{target / 'trainer_state.pt'}: unreadable trainer state ({err})") from None
-
-
-def latest_epoch(run_dir: str | Path) -> int:
-    """The epoch ``LATEST`` points at (0 when there is no checkpoint yet)."""
-    latest = Path(run_dir) / "checkpoints" / "LATEST"
-    if not latest.is_file():
-        return 0
-    name = latest.read_text().strip()
-    try:
-        return int(name.removeprefix("epoch-"))
-    except ValueError:
-        raise ValueError(f"{latest}: expected a name like 'epoch-0007', found {name!r}") from None
 
 
 def tidy_checkpoints(run_dir: str | Path) -> None:

@@ -45,9 +45,9 @@ from robustfusion.runner.api import (
     prepare_data,
     train_run,
 )
-from robustfusion.runner.fit import torch_threads
 from robustfusion.runner.launchers import Launcher, make_launcher
 from robustfusion.runner.presets import GRIDS, METHODS, Grid, method_config
+from robustfusion.runner.resources import torch_threads
 from robustfusion.tasks import TASKS
 
 __all__ = ["SPECIALISTS_RIDGE", "reproduce"]

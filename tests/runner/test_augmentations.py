@@ -12,7 +12,8 @@ from robustfusion.data import MultimodalDataset
 from robustfusion.models import create_model
 from robustfusion.runner.augmentations import RunAugmentations, run_augmentations
 from robustfusion.runner.config import ConfigError, TrainConfig, load_config
-from robustfusion.runner.fit import evaluate_dataset, fit
+from robustfusion.runner.fit import fit
+from robustfusion.runner.scoring import evaluate_dataset
 from robustfusion.seeding import derived_seed
 
 

@@ -16,8 +16,8 @@ from robustfusion.models import create_model
 from robustfusion.runner.api import load_run, train_run
 from robustfusion.runner.calibrate import calibrate_partial_fusion
 from robustfusion.runner.config import load_config
-from robustfusion.runner.fit import evaluate_dataset
 from robustfusion.runner.rundir import build_model_from_run
+from robustfusion.runner.scoring import evaluate_dataset
 from tests.test_cli import TINY as CLI_TINY
 
 ROOT = Path(__file__).resolve().parents[2]
