@@ -82,6 +82,17 @@ class MultimodalModel(nn.Module):
     """
 
     supports_latent_reuse: bool = False
+    #: ``True`` when the training loss couples the samples of a batch (contrastive negatives,
+    #: per-modality means): :meth:`add_losses` then gathers the global batch across ranks itself
+    #: (:func:`robustfusion.losses.gather.gather_rows`), and the runner weights each rank's copy
+    #: of the loss by ``1 / W``; otherwise a rank's loss is its shard's mean, weighted by its share.
+    couples_samples: bool = False
+    #: The supervised regression loss, ``"l1"`` or ``"mse"`` (a constructor argument of most models).
+    regression_loss: str = "l1"
+    #: Set by :func:`robustfusion.models.create_model`: the registry name and the keyword
+    #: arguments the model was built with (a run directory stores both to rebuild it).
+    registry_name: str
+    init_config: dict
 
     def __init__(self, modality_dims: Mapping[str, int], task: str = "regression", num_outputs: int = 1) -> None:
         super().__init__()
@@ -142,12 +153,20 @@ class MultimodalModel(nn.Module):
 
     def supervised_output(self, prediction: Tensor, batch: MultimodalBatch, **fields) -> ModelOutput:
         """A :class:`ModelOutput` whose loss is the supervised loss alone (when ``batch`` has
-        targets), for models without auxiliary terms. Needs ``self.regression_loss``."""
+        targets), for models without auxiliary terms (:attr:`regression_loss` for regression)."""
         out = ModelOutput(prediction=prediction, **fields)
         if batch.targets is not None:
-            out.loss = supervised_loss(prediction, batch.targets, self.task, getattr(self, "regression_loss", "l1"))
+            out.loss = supervised_loss(prediction, batch.targets, self.task, self.regression_loss)
             out.losses = {"supervised": out.loss}
         return out
+
+    def add_losses(self, out: ModelOutput, batch: MultimodalBatch, present: Tensor) -> None:
+        """Fill ``out.loss`` / ``out.losses`` from ``out`` and ``batch.targets`` (``present``:
+        ``[B, M]``): here the supervised loss of ``out.prediction``. A model whose loss couples the
+        samples of a batch overrides it, sets :attr:`couples_samples` and gathers the rows of every
+        rank first, so that it returns the loss of the global batch under ``torchrun``."""
+        out.loss = supervised_loss(out.prediction, batch.targets, self.task, self.regression_loss)
+        out.losses = {"supervised": out.loss}
 
     @torch.no_grad()
     def predict(self, batch: MultimodalBatch) -> Tensor:

@@ -77,7 +77,7 @@ def calibrate_partial_fusion(model: nn.Module, dataset: MultimodalDataset, *, st
                       for s in subsets]
         else:  # gmc_pf: the latents depend on which modalities are present
             cached = [_subset_latents(model, dataset, s, batch_size, device) for s in subsets]
-    regression_loss = getattr(model, "regression_loss", "l1")
+    regression_loss = model.regression_loss
 
     def loss() -> torch.Tensor:
         return torch.stack([supervised_loss(model.predict_from_latents(z, zj, present), targets, model.task,

@@ -197,7 +197,7 @@ def _legacy_readout(path: Path, model: torch.nn.Module) -> list[Calibrator]:
         if not all(k in fh.keys() for k in LEGACY_READOUT_KEYS):  # noqa: SIM118 (safe_open has no __contains__)
             return []
         state = {k: fh.get_tensor(k) for k in LEGACY_READOUT_KEYS}
-    cal = split_legacy_readout(state, getattr(model, "regression_loss", "l1"))
+    cal = split_legacy_readout(state, model.regression_loss)
     return [] if cal is None else [cal]
 
 
