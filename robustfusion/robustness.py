@@ -56,6 +56,7 @@ import torch
 from torch import Tensor
 
 from robustfusion.batch import MultimodalBatch
+from robustfusion.data.dataset import MultimodalDataset
 from robustfusion.metrics import compute_metrics
 from robustfusion.protocols import default_protocols, get_protocol, protocol_names
 from robustfusion.results import (
@@ -115,25 +116,17 @@ def _predict(predictor, batch: MultimodalBatch, cache: tuple | None) -> Tensor:
     return out.unsqueeze(1) if out.dim() == 1 else out
 
 
-def metric_options(dataset) -> dict[str, Any]:
+def metric_options(dataset: MultimodalDataset) -> dict[str, Any]:
     """Class names and count for classification metrics, emotion names for multilabel ones
-    (``dataset.meta["label_names"]`` when the dataset has them, e.g. the synthetic emotion target
-    or IEMOCAP's Neutral/Happy/Sad/Angry)."""
-    task = getattr(dataset, "task", None)
-    if task == "multilabel":
-        names = (getattr(dataset, "meta", None) or {}).get("label_names")
-        k = getattr(dataset, "num_outputs", None)
-        return {"names": list(names)} if names is not None and (k is None or len(names) == int(k)) else {}
-    if task != "classification":
+    (:attr:`~robustfusion.data.MultimodalDataset.label_names` when the dataset has them, e.g. the
+    synthetic emotion target or IEMOCAP's Neutral/Happy/Sad/Angry)."""
+    names, k = dataset.label_names, dataset.num_outputs
+    names = names if names is not None and len(names) == k else None
+    if dataset.task == "multilabel":
+        return {} if names is None else {"names": names}
+    if dataset.task != "classification":
         return {}
-    kwargs: dict[str, Any] = {}
-    k = getattr(dataset, "num_outputs", None)
-    if k is not None:
-        kwargs["num_classes"] = int(k)
-    names = (getattr(dataset, "meta", None) or {}).get("label_names")
-    if names is not None and (k is None or len(names) == int(k)):
-        kwargs["names"] = list(names)
-    return kwargs
+    return {"num_classes": k} if names is None else {"num_classes": k, "names": names}
 
 
 def _metric_fn(task: str, metrics, **kwargs) -> Callable[[Tensor, Tensor], dict[str, float]]:
@@ -153,12 +146,12 @@ def _metric_fn(task: str, metrics, **kwargs) -> Callable[[Tensor, Tensor], dict[
     return fn
 
 
-def _check_has_frames(dataset, name: str, protocols: Sequence[str]) -> None:
+def _check_has_frames(dataset: MultimodalDataset, name: str, protocols: Sequence[str]) -> None:
     """A protocol that drops frames of sequence modalities (``frame_rate``) would drop nothing on
     utterance-level data (every modality ``[N, D]``) and report a flat curve, so it is refused."""
     framed = [p for p in protocols if get_protocol(p).needs_frames]
-    features = getattr(dataset, "features", None)
-    if not framed or not isinstance(features, dict) or not features:
+    features = dataset.features
+    if not framed:
         return
     shapes = {m: tuple(x.shape[1:]) for m, x in features.items()}
     if all(x.dim() < 3 for x in features.values()):
@@ -191,7 +184,7 @@ def _check_predictor(predictor, batch_size: int, reuse_latents: bool | None) -> 
     return reuse_latents
 
 
-def _predict_conditions(predictor, dataset, conditions: list[tuple[str, float | None, str]], *, seed: int,
+def _predict_conditions(predictor, dataset: MultimodalDataset, conditions: list[tuple[str, float | None, str]], *, seed: int,
                         batch_size: int, device, keep_at_least_one: bool, reuse_latents: bool
                         ) -> tuple[dict[tuple, Tensor], Tensor]:
     """``({(protocol, level, subset): [N, K] predictions}, targets)`` over the dataset's batches in
@@ -222,7 +215,7 @@ def _predict_conditions(predictor, dataset, conditions: list[tuple[str, float | 
     return {c: torch.cat(v) for c, v in preds.items()}, torch.cat(targets)
 
 
-def evaluate(predictor, dataset, *, protocols: Sequence[str] | None = None,
+def evaluate(predictor, dataset: MultimodalDataset, *, protocols: Sequence[str] | None = None,
              levels: Sequence[float] | Mapping[str, Sequence[float]] | None = None, seed: int = 0, batch_size: int = 256,
              dataset_name: str | None = None, model_name: str | None = None, split: str = "test",
              keep_at_least_one: bool = False, device: str | torch.device = "cpu",
@@ -267,7 +260,7 @@ def evaluate(predictor, dataset, *, protocols: Sequence[str] | None = None,
     """
     protocols = _check_protocols(protocols)
     levels_of = _levels_per_protocol(levels, protocols)
-    dataset_name = dataset_name or getattr(dataset, "name", "dataset")
+    dataset_name = dataset_name or dataset.name
     _check_has_frames(dataset, dataset_name, protocols)
     metric_fn = _metric_fn(dataset.task, metrics, **metric_options(dataset))
     model_name = model_name or getattr(predictor, "registry_name", None) or type(predictor).__name__

@@ -283,7 +283,7 @@ def evaluate_run(run_dir: str | Path, overrides: Sequence[str] = (), oracle: boo
 def oracle_rows(cfg: DictConfig, dataset: MultimodalDataset) -> list[dict]:
     """Rows of the Bayes-optimal oracle on the same drop patterns (synthetic benchmark only);
     ``dataset`` must hold the raw (unstandardised) features the oracle's posterior is written for."""
-    oracle = dataset.meta.get("oracle")
+    oracle = dataset.oracle
     if oracle is None:
         return []
     return evaluate(oracle, dataset, protocols=list(cfg.eval.protocols), levels=_levels(cfg),
