@@ -1,6 +1,6 @@
 """Modality-dropping protocols, applied through the presence and frame masks only.
 
-Never by writing magic values into features (DESIGN.md). Test-time protocols draw from their
+Never by writing magic values into features (CONTRIBUTING.md, conventions). Test-time protocols draw from their
 own generator, seeded from ``(seed, protocol, level)`` by :func:`protocol_generator`, so two
 models evaluated with the same seed see the identical drop pattern:
 

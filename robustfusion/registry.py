@@ -1,6 +1,6 @@
 """Tiny name -> builder registries (timm-style ``@register_model`` / ``create_model``).
 
-Configs name components by registry name, never by import path (DESIGN.md, conventions).
+Configs name components by registry name, never by import path (CONTRIBUTING.md).
 """
 
 from __future__ import annotations

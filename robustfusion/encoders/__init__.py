@@ -41,4 +41,4 @@ __all__ = [
 ]
 
 # The built-ins this package registers, imported explicitly (a new module gets its line here)
-from robustfusion.encoders import crossmodal, dropout, frames, joint_crossmodal, pooling, text  # noqa: F401
+from robustfusion.encoders import crossmodal, dropout, frames, joint_crossmodal, text  # noqa: F401
