@@ -61,6 +61,16 @@ class Registry(Generic[T]):
     def create(self, name: str, **kwargs: Any) -> T:
         return self.get(name)(**kwargs)
 
+    def build(self, name: str, **params: Any) -> T:
+        """``create`` for names and parameters that come from a config: an unknown name or a
+        parameter the builder does not take is a ``ValueError`` naming what was expected."""
+        if name not in self._builders:
+            raise ValueError(f"{self.kind}: expected one of {self.names()}, found {name!r}")
+        try:
+            return self._builders[name](**params)
+        except TypeError as err:
+            raise ValueError(f"{self.kind} {name!r}: bad parameters {sorted(params)} ({err})") from None
+
     def names(self) -> list[str]:
         """Registered names, sorted."""
         return sorted(self._builders)

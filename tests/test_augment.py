@@ -16,15 +16,7 @@ from robustfusion.augment import (
     list_augmentations,
 )
 from robustfusion.dropping import drop_to_missing_rate
-
-MODS = ("text", "audio", "vision")
-
-
-def _batch(b: int = 8, t: int = 5, present=None, frame_masks=None) -> MultimodalBatch:
-    g = torch.Generator().manual_seed(0)
-    inputs = {"text": torch.randn(b, t, 2, generator=g), "audio": torch.randn(b, 3, generator=g),
-              "vision": torch.randn(b, t + 1, 2, generator=g)}
-    return MultimodalBatch(inputs, present=present, frame_masks=frame_masks)
+from tests.test_dropping import MODS, _batch
 
 
 # --------------------------------------------------------------------------- train-time dropout
