@@ -1,6 +1,6 @@
 """`MultimodalBatch`: named modality tensors plus the masks that say what is missing.
 
-"Missing" is always a mask, never a magic value inside the features (DESIGN.md, data model):
+"Missing" is always a mask, never a magic value inside the features (CONTRIBUTING.md, conventions):
 
 * ``present`` ``[B, M]`` bool: sample ``b`` has modality ``modalities[m]``;
 * ``frame_masks[name]`` ``[B, T]`` bool (sequences only, optional): frame ``t`` is observed

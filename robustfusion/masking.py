@@ -1,6 +1,6 @@
 """Mask helpers every layer shares: masked temporal pooling and zero-filling by selection.
 
-"Missing" is a mask, never a magic value (DESIGN.md): a frame mask ``[B, T]`` (True = observed
+"Missing" is a mask, never a magic value (CONTRIBUTING.md, conventions): a frame mask ``[B, T]`` (True = observed
 frame) or a presence mask ``[B, M]`` (True = modality present). Every helper here *selects*
 (``torch.where``) instead of multiplying by the mask, so whatever an unobserved frame or an
 absent modality holds -- even NaN or inf -- never reaches the result.

@@ -1,6 +1,6 @@
 """Tiny name -> builder registries (timm-style ``@register_model`` / ``create_model``).
 
-Configs name components by registry name, never by import path (DESIGN.md, conventions).
+Configs name components by registry name, never by import path (CONTRIBUTING.md).
 """
 
 from __future__ import annotations
@@ -35,6 +35,19 @@ class Registry(Generic[T]):
 
         return deco
 
+    def add(self, name: str, entry: T) -> T:
+        """Register a ready-made ``entry`` (not a builder) under ``name``; returns it."""
+        if name in self._builders and self._builders[name] is not entry:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._builders[name] = entry  # type: ignore[assignment]
+        return entry
+
+    def remove(self, name: str) -> None:
+        """Forget ``name`` (``KeyError`` if it is not registered); for tests and plug-ins."""
+        if name not in self._builders:
+            raise KeyError(f"unknown {self.kind} {name!r}; registered: {sorted(self._builders)}")
+        del self._builders[name]
+
     def get(self, name: str) -> Callable[..., T]:
         try:
             return self._builders[name]
@@ -48,8 +61,23 @@ class Registry(Generic[T]):
     def create(self, name: str, **kwargs: Any) -> T:
         return self.get(name)(**kwargs)
 
+    def build(self, name: str, **params: Any) -> T:
+        """``create`` for names and parameters that come from a config: an unknown name or a
+        parameter the builder does not take is a ``ValueError`` naming what was expected."""
+        if name not in self._builders:
+            raise ValueError(f"{self.kind}: expected one of {self.names()}, found {name!r}")
+        try:
+            return self._builders[name](**params)
+        except TypeError as err:
+            raise ValueError(f"{self.kind} {name!r}: bad parameters {sorted(params)} ({err})") from None
+
     def names(self) -> list[str]:
+        """Registered names, sorted."""
         return sorted(self._builders)
+
+    def ordered(self) -> list[str]:
+        """Registered names in registration order."""
+        return list(self._builders)
 
     def __contains__(self, name: object) -> bool:
         return name in self._builders

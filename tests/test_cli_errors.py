@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-import robustfusion.runner.api as api
 from robustfusion.cli import main
 from robustfusion.models import create_model
 from robustfusion.models.registry import UnknownKeywordError
+from robustfusion.runner import api
 from robustfusion.runner.api import resume_run, train_run
 from robustfusion.runner.config import load_config
 from robustfusion.runner.diverged import TrainingDivergedError
-from robustfusion.runner.fit import read_metrics
+from robustfusion.runner.epoch_log import read_metrics
 from tests.data.conftest import make_mosi_npz
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""The core mask helpers (robustfusion.masking) and the forwarded encoders.pooling names."""
+"""The core mask helpers (robustfusion.masking)."""
 
 from __future__ import annotations
 
@@ -30,10 +30,3 @@ def test_key_padding_mask_lets_empty_rows_attend_everywhere():
     mask = torch.tensor([[True, False, True], [False, False, False]])
     assert torch.equal(masking.key_padding_mask(mask), torch.tensor([[False, True, False], [False, False, False]]))
     assert masking.key_padding_mask(None) is None
-
-
-def test_encoders_pooling_forwards_the_moved_names():
-    from robustfusion.encoders import pooling
-
-    for name in pooling.__all__:
-        assert getattr(pooling, name) is getattr(masking, name)

@@ -77,3 +77,21 @@ def test_register_model_adds_a_user_model():
     finally:  # keep the global registry clean for the tests that iterate over every model
         del MODELS._builders[name]
     assert name not in list_models()
+
+
+def test_generic_registry_add_remove_ordered_and_build():
+    reg: Registry = Registry("thing")
+    reg.register("b")(lambda scale=1: ("b", scale))
+    reg.add("a", "ready-made")
+    assert reg.ordered() == ["b", "a"] and reg.names() == ["a", "b"]
+    assert reg.build("b", scale=3) == ("b", 3)
+    with pytest.raises(ValueError, match=r"thing: expected one of \['a', 'b'\], found 'c'"):
+        reg.build("c")
+    with pytest.raises(ValueError, match=r"thing 'b': bad parameters \['size'\]"):
+        reg.build("b", size=2)
+    with pytest.raises(ValueError, match="thing 'a' is already registered"):
+        reg.add("a", "other")
+    reg.remove("a")
+    assert "a" not in reg
+    with pytest.raises(KeyError, match="unknown thing 'a'"):
+        reg.remove("a")

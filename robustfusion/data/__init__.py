@@ -5,10 +5,9 @@
 """
 
 from robustfusion.data.dataset import MultimodalDataset
-from robustfusion.data.mmsa import load_mmsa
 from robustfusion.data.iemocap_utterance import load_iemocap_utterance
+from robustfusion.data.mmsa import load_mmsa
 from robustfusion.data.mosi_utterance import carve_video_splits, load_mosi_utterance
-from robustfusion.data.transcript_text import text_from_transcripts
 from robustfusion.data.mult import IEMOCAP_EMOTIONS, load_mult, write_example_mult_pickle
 from robustfusion.data.registry import (
     DATASETS,
@@ -30,6 +29,7 @@ from robustfusion.data.synthetic import (
     oracle_predict,
 )
 from robustfusion.data.text_features import embed_texts
+from robustfusion.data.transcript_text import text_from_transcripts
 
 __all__ = [
     "DATASETS",
@@ -48,15 +48,15 @@ __all__ = [
     "embed_texts",
     "list_datasets",
     "load_dataset",
-    "load_mmsa",
     "load_iemocap_utterance",
+    "load_mmsa",
     "load_mosi_utterance",
-    "text_from_transcripts",
     "load_mult",
     "load_synthetic",
     "oracle_predict",
     "register_dataset",
     "safe_load_pickle",
     "safe_loads_pickle",
+    "text_from_transcripts",
     "write_example_mult_pickle",
 ]

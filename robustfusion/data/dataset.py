@@ -7,6 +7,7 @@ these, so the runner, the evaluator and user code share one way to iterate.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -129,6 +130,19 @@ class MultimodalDataset(torch.utils.data.Dataset):
     @property
     def modality_dims(self) -> dict[str, int]:
         return {k: int(v.shape[-1]) for k, v in self.features.items()}
+
+    @property
+    def label_names(self) -> list[str] | None:
+        """Class / label names (``meta["label_names"]``) when the loader gives them, else ``None``."""
+        names = self.meta.get("label_names")
+        return None if names is None else [str(n) for n in names]
+
+    @property
+    def oracle(self) -> Any:
+        """The reference predictor of the data's generating process (``predict(batch) -> [B, K]``;
+        the synthetic benchmark's Bayes-optimal :class:`~robustfusion.data.synthetic.SyntheticOracle`,
+        kept in ``meta["oracle"]``), or ``None`` for real data."""
+        return self.meta.get("oracle")
 
     def __len__(self) -> int:
         return next(iter(self.features.values())).shape[0]

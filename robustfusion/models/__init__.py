@@ -17,11 +17,3 @@ from robustfusion.models.tfn import TFN
 __all__ = ["GMC", "LMF", "MODELS", "TFN", "BackConnection", "EarlyFusion", "GMCProgressive", "LateFusion",
            "ModelOutput", "MulT", "MultimodalModel", "ProgressiveFusion", "build_fusion", "build_modality_encoders",
            "create_model", "list_models", "register_model", "unroll_progressive"]
-
-# Import every module of the package so that its @register_* decorators run: a new file here
-# is registered without editing this file.
-import importlib as _importlib
-import pkgutil as _pkgutil
-
-for _m in _pkgutil.iter_modules(__path__):
-    _importlib.import_module(f"{__name__}.{_m.name}")

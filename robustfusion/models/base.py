@@ -11,7 +11,6 @@ from torch import Tensor, nn
 from robustfusion.batch import MultimodalBatch
 from robustfusion.losses.supervised import supervised_loss
 from robustfusion.models.output import ModelOutput
-from robustfusion.presence_readout import PresenceReadout
 from robustfusion.tasks import TASKS
 
 __all__ = ["MultimodalModel", "check_modality_names", "target_fallback"]
@@ -73,9 +72,8 @@ class MultimodalModel(nn.Module):
     (regression) or the training-set log class frequencies (classification) with
     :meth:`set_fallback`. Never NaN, never a crash.
 
-    Presence read-out: every prediction passes through ``readout``
-    (:class:`robustfusion.presence_readout.PresenceReadout`), one affine map per presence
-    pattern. It is the identity unless fitted after training (``train.calibrate_subsets``).
+    Post-hoc calibration (per presence pattern, fitted on validation) is not part of the model:
+    :class:`robustfusion.calibration.CalibratedModel` wraps a trained model's predictions.
 
     Class attribute ``supports_latent_reuse``: ``True`` when the latent of each modality does
     not depend on which other modalities are present, so an evaluator may encode once and
@@ -84,6 +82,17 @@ class MultimodalModel(nn.Module):
     """
 
     supports_latent_reuse: bool = False
+    #: ``True`` when the training loss couples the samples of a batch (contrastive negatives,
+    #: per-modality means): :meth:`add_losses` then gathers the global batch across ranks itself
+    #: (:func:`robustfusion.losses.gather.gather_rows`), and the runner weights each rank's copy
+    #: of the loss by ``1 / W``; otherwise a rank's loss is its shard's mean, weighted by its share.
+    couples_samples: bool = False
+    #: The supervised regression loss, ``"l1"`` or ``"mse"`` (a constructor argument of most models).
+    regression_loss: str = "l1"
+    #: Set by :func:`robustfusion.models.create_model`: the registry name and the keyword
+    #: arguments the model was built with (a run directory stores both to rebuild it).
+    registry_name: str
+    init_config: dict
 
     def __init__(self, modality_dims: Mapping[str, int], task: str = "regression", num_outputs: int = 1) -> None:
         super().__init__()
@@ -101,7 +110,6 @@ class MultimodalModel(nn.Module):
         self.modalities = tuple(self.modality_dims)
         self.task, self.num_outputs = task, int(num_outputs)
         self.register_buffer("fallback", torch.zeros(self.num_outputs))
-        self.readout = PresenceReadout(len(self.modalities), self.num_outputs)
         self.register_forward_pre_hook(_cast_features_hook)
 
     def set_fallback(self, value: Tensor | float) -> None:
@@ -139,20 +147,26 @@ class MultimodalModel(nn.Module):
         return torch.stack([batch.present_mask(m) for m in self.modalities], dim=1)
 
     def apply_fallback(self, prediction: Tensor, present: Tensor) -> Tensor:
-        """The final prediction: ``readout`` (per presence pattern, identity unless fitted), and
-        ``fallback`` for samples with no modality present."""
-        prediction = self.readout(prediction, present)
+        """The final prediction: ``fallback`` for samples with no modality present."""
         none = ~present.any(dim=1, keepdim=True)
         return torch.where(none, self.fallback.to(prediction.dtype).expand_as(prediction), prediction)
 
     def supervised_output(self, prediction: Tensor, batch: MultimodalBatch, **fields) -> ModelOutput:
         """A :class:`ModelOutput` whose loss is the supervised loss alone (when ``batch`` has
-        targets), for models without auxiliary terms. Needs ``self.regression_loss``."""
+        targets), for models without auxiliary terms (:attr:`regression_loss` for regression)."""
         out = ModelOutput(prediction=prediction, **fields)
         if batch.targets is not None:
-            out.loss = supervised_loss(prediction, batch.targets, self.task, getattr(self, "regression_loss", "l1"))
+            out.loss = supervised_loss(prediction, batch.targets, self.task, self.regression_loss)
             out.losses = {"supervised": out.loss}
         return out
+
+    def add_losses(self, out: ModelOutput, batch: MultimodalBatch, present: Tensor) -> None:
+        """Fill ``out.loss`` / ``out.losses`` from ``out`` and ``batch.targets`` (``present``:
+        ``[B, M]``): here the supervised loss of ``out.prediction``. A model whose loss couples the
+        samples of a batch overrides it, sets :attr:`couples_samples` and gathers the rows of every
+        rank first, so that it returns the loss of the global batch under ``torchrun``."""
+        out.loss = supervised_loss(out.prediction, batch.targets, self.task, self.regression_loss)
+        out.losses = {"supervised": out.loss}
 
     @torch.no_grad()
     def predict(self, batch: MultimodalBatch) -> Tensor:

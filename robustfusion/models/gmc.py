@@ -12,6 +12,7 @@ from robustfusion.batch import MultimodalBatch
 from robustfusion.encoders.joint import create_joint_encoder
 from robustfusion.fusion.mean import mean_of_present
 from robustfusion.heads import PredictionHead, SharedProjectionHead
+from robustfusion.losses.gather import gather_rows, row_counts
 from robustfusion.losses.gmc_contrastive import GMCContrastiveLoss
 from robustfusion.losses.supervised import supervised_loss
 from robustfusion.models.base import MultimodalModel
@@ -60,6 +61,7 @@ class GMC(MultimodalModel):
     """
 
     supports_latent_reuse = True
+    couples_samples = True  # the contrastive and unimodal terms: add_losses gathers the global batch
 
     def __init__(self, modality_dims: Mapping[str, int], task: str = "regression", num_outputs: int = 1,
                  encoder: str = "gru", hidden_dim: int = 64, latent_dim: int = 64,
@@ -125,9 +127,19 @@ class GMC(MultimodalModel):
         return out
 
     def add_losses(self, out: ModelOutput, batch: MultimodalBatch, present: Tensor) -> None:
-        """Fill ``out.loss`` / ``out.losses`` from ``out.prediction``, ``out.z``, ``out.z_joint``."""
-        con = self.contrastive(out.z_joint, out.z, present)
-        sup = supervised_loss(out.prediction, batch.targets, self.task, self.regression_loss)
+        """Fill ``out.loss`` / ``out.losses`` from ``out.prediction``, ``out.z``, ``out.z_joint``.
+
+        The contrastive loss takes the other samples of the batch as negatives and the unimodal
+        term averages over the samples that have each modality, so under a process group the rows
+        of every rank are gathered first (with autograd, :func:`robustfusion.losses.gather.gather_rows`):
+        every rank computes the loss of the global batch, as lightly's
+        ``NTXentLoss(gather_distributed=True)`` does. In one process nothing is gathered."""
+        sizes = row_counts(len(present), present.device)
+        prediction, z_joint = gather_rows(out.prediction, sizes), gather_rows(out.z_joint, sizes)
+        z = {m: gather_rows(v, sizes) for m, v in out.z.items()}
+        targets, present = gather_rows(batch.targets, sizes), gather_rows(present, sizes)
+        con = self.contrastive(z_joint, z, present)
+        sup = supervised_loss(prediction, targets, self.task, self.regression_loss)
         out.losses = {"supervised": sup, "contrastive": con.total,
                       **{f"contrastive/{m}": t for m, t in con.terms.items()}}
         out.loss = self.supervised_weight * sup + self.contrastive_weight * con.total
@@ -136,8 +148,8 @@ class GMC(MultimodalModel):
             for i, m in enumerate(self.modalities):
                 keep = present[:, i]
                 if bool(keep.any()):
-                    pred = self.head(out.z[m][keep])
-                    terms.append(supervised_loss(pred, batch.targets[keep], self.task, self.regression_loss))
+                    pred = self.head(z[m][keep])
+                    terms.append(supervised_loss(pred, targets[keep], self.task, self.regression_loss))
             if terms:
                 uni = torch.stack(terms).mean()
                 out.losses["unimodal"] = uni

@@ -10,7 +10,6 @@ starts from a directory (``evaluate``, ``--resume``, a reused finished run) read
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from robustfusion.calibration import CalibratedModel
 from robustfusion.data import MultimodalDataset, load_dataset
 from robustfusion.data.standardize import Standardizer
 from robustfusion.io import atomic_write_json, replace_dir
@@ -28,25 +28,14 @@ from robustfusion.reporting import write_report
 from robustfusion.results import ORACLE, read_rows_csv, write_rows_csv
 from robustfusion.robustness import evaluate
 from robustfusion.runner import distributed as ddp
-from robustfusion.runner.calibrate import (
-    calibrate_partial_fusion,
-    calibrate_presence_readout,
-    check_calibratable,
-    check_readout_task,
-)
+from robustfusion.runner.calibrate import calibrate_partial_fusion, check_calibratable
+from robustfusion.runner.calibrators import fit_run_calibrators, run_calibrators
 from robustfusion.runner.config import ConfigError, load_config
 from robustfusion.runner.diverged import handle_divergence
-from robustfusion.runner.fit import (
-    check_monitor,
-    evaluate_dataset,
-    fit,
-    resolve_device,
-    set_fallback_from_targets,
-    tensorboard_writer,
-    torch_threads,
-)
+from robustfusion.runner.fit import fit
 from robustfusion.runner.lock import run_lock
 from robustfusion.runner.outdir import prepare_result_dir, relocate
+from robustfusion.runner.resources import resolve_device, torch_threads
 from robustfusion.runner.rundir import (
     build_model_from_run,
     create_run_dir,
@@ -55,6 +44,8 @@ from robustfusion.runner.rundir import (
     read_run_config,
     repair_run_files,
 )
+from robustfusion.runner.scoring import check_monitor, evaluate_dataset, set_fallback_from_targets
+from robustfusion.runner.tensorboard import tensorboard_writer
 from robustfusion.seeding import seed_everything
 
 __all__ = [
@@ -85,7 +76,8 @@ class PreparedData:
 
 @dataclass
 class Run:
-    """A trained (or reloaded) run: its directory, resolved config, model (eval mode, CPU),
+    """A trained (or reloaded) run: its directory, resolved config, model (eval mode, CPU; a
+    :class:`~robustfusion.calibration.CalibratedModel` when the run has calibrators),
     ``final.json`` contents and the data it was trained on."""
 
     dir: Path
@@ -140,7 +132,7 @@ def train_run(cfg: DictConfig, out: str | Path = "runs", run_dir: str | Path | N
     ``data``: the prepared dataset of ``cfg.data`` when the caller has it already (a grid);
     a resumed run always uses the standardisation saved in its directory. The run uses
     ``cfg.train.num_threads`` torch threads, else ``num_threads`` (a pool's share of the cores),
-    else :func:`robustfusion.runner.fit.auto_num_threads`; the previous count is restored after.
+    else :func:`robustfusion.runner.resources.auto_num_threads`; the previous count is restored after.
 
     Under ``torchrun`` (a process group initialised, e.g. by ``robustfusion train``) every rank
     calls this with the same arguments and trains its shard of each batch; rank 0 alone writes the
@@ -169,8 +161,7 @@ def _train_run(cfg: DictConfig, out, run_dir, resume: bool, on_epoch_end, data: 
     set_fallback_from_targets(model, train)
     if cfg.train.calibrate_fusion:
         check_calibratable(model)  # fail before training, not after
-    if cfg.train.calibrate_subsets:
-        check_readout_task(train.task)
+    calibrators = run_calibrators(cfg.train, model, train.task)  # fail before training, not after
     device = resolve_device(cfg.train.device)
     check_monitor(model, splits["valid"], cfg.train.monitor or primary_metric(train.task), device)  # before any file
     ddp.check_batches(len(train), cfg.train.batch_size)
@@ -191,29 +182,33 @@ def _train_run(cfg: DictConfig, out, run_dir, resume: bool, on_epoch_end, data: 
         except FloatingPointError as err:  # a one-line error; the run resumable or removed
             held.close()
             raise handle_divergence(err, run_dir, float(cfg.train.lr), created=not resume) from None
-        final = _finish(cfg, model, splits, device, result, run_dir)
-    return Run(run_dir, cfg, model, final, data)
+        predictor, final = _finish(cfg, model, calibrators, splits, device, result, run_dir)
+    return Run(run_dir, cfg, predictor, final, data)
 
 
-def _finish(cfg: DictConfig, model: torch.nn.Module, splits: dict[str, MultimodalDataset], device, result,
-            run_dir: Path) -> dict[str, Any]:
-    """Calibrate, score valid/test and write the run's final files; returns ``final.json``'s content."""
+def _finish(cfg: DictConfig, model: torch.nn.Module, calibrators: list, splits: dict[str, MultimodalDataset],
+            device, result, run_dir: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Calibrate, score valid/test and write the run's final files; returns the (calibrated)
+    predictor and ``final.json``'s content."""
     final: dict[str, Any] = {"selected_epoch": result.selected_epoch, "epochs_run": result.epochs_run,
                              "selection": cfg.train.selection, "best_value": result.best_value}
     if cfg.train.calibrate_fusion:
         final["calibration"] = calibrate_partial_fusion(model, splits["valid"], batch_size=cfg.eval.batch_size,
                                                         device=device)
+    reports = fit_run_calibrators(calibrators, model, splits["valid"], batch_size=cfg.eval.batch_size, device=device)
     if cfg.train.calibrate_subsets:
-        final["readout"] = calibrate_presence_readout(model, splits["valid"], batch_size=cfg.eval.batch_size,
-                                                      device=device)
+        final["readout"] = reports.pop(0)
+    if reports:
+        final["calibrators"] = reports
+    predictor = CalibratedModel(model, calibrators) if calibrators else model
     for split in ("valid", "test"):
         if split in splits:
-            final[split] = evaluate_dataset(model, splits[split], cfg.eval.batch_size, device)
-    model = model.cpu().eval()
+            final[split] = evaluate_dataset(predictor, splits[split], cfg.eval.batch_size, device)
+    predictor = predictor.cpu().eval()
     if ddp.is_main():
-        finish_run(run_dir, model, final)
+        finish_run(run_dir, model, final, calibrators)
     ddp.barrier()
-    return final
+    return predictor, final
 
 
 def resume_run(run_dir: str | Path, on_epoch_end=None) -> Run:
@@ -236,8 +231,8 @@ def load_run(run_dir: str | Path, overrides: Sequence[str] = (), data: PreparedD
 
 
 def _levels(cfg: DictConfig) -> dict[str, list[float]]:
-    """``eval.levels`` for the 0-1 sweeps; ``missing_rate`` keeps its own default (0.0-0.7)."""
-    return {p: list(cfg.eval.levels) for p in ("sample_rate", "frame_rate")}
+    """``eval.levels`` as ``{protocol: rates}`` (protocols it does not name keep their default)."""
+    return {p: list(rates) for p, rates in cfg.eval.levels.items()}
 
 
 def evaluate_model(model, cfg: DictConfig, dataset: MultimodalDataset, oracle_dataset=None,
@@ -311,7 +306,7 @@ def evaluate_run(run_dir: str | Path, overrides: Sequence[str] = (), oracle: boo
 def oracle_rows(cfg: DictConfig, dataset: MultimodalDataset) -> list[dict]:
     """Rows of the Bayes-optimal oracle on the same drop patterns (synthetic benchmark only);
     ``dataset`` must hold the raw (unstandardised) features the oracle's posterior is written for."""
-    oracle = dataset.meta.get("oracle")
+    oracle = dataset.oracle
     if oracle is None:
         return []
     return evaluate(oracle, dataset, protocols=list(cfg.eval.protocols), levels=_levels(cfg),

@@ -15,7 +15,8 @@ from robustfusion.metrics import primary_metric
 from robustfusion.models.base import target_fallback
 from robustfusion.models.registry import create_model
 from robustfusion.runner.config import TrainConfig
-from robustfusion.runner.fit import fit, set_fallback_from_targets
+from robustfusion.runner.fit import fit
+from robustfusion.runner.scoring import set_fallback_from_targets
 
 __all__ = ["train_model_specialists", "train_subset_model"]
 

@@ -15,21 +15,19 @@ A run killed at any point leaves either the previous complete checkpoint or the 
 from __future__ import annotations
 
 import pickle
-import random
 import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from robustfusion.calibration.store import LEGACY_READOUT_KEYS
 from robustfusion.io import atomic_write, atomic_write_text
 
-__all__ = ["latest_epoch", "load_latest_checkpoint", "load_weights", "rng_state", "save_checkpoint", "save_weights",
-           "set_rng_state", "tidy_checkpoints"]
+__all__ = ["latest_epoch", "load_latest_checkpoint", "load_weights", "save_checkpoint", "save_weights", "tidy_checkpoints"]
 
 
 def save_weights(model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
@@ -46,32 +44,13 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
         missing, unexpected = load_model(model, path, strict=False)
     except (SafetensorError, OSError, RuntimeError) as err:
         raise ValueError(f"{path}: not a readable safetensors checkpoint for {type(model).__name__} ({err})") from None
+    # the presence read-out earlier versions kept in every model now lives in robustfusion.calibration
+    # (build_model_from_run turns a fitted one into a calibrator); here it is ignored
+    unexpected = [k for k in unexpected if k not in LEGACY_READOUT_KEYS]
     if missing or unexpected:
         raise ValueError(f"{path}: weights do not match {type(model).__name__}: missing {sorted(missing)[:5]}, "
                          f"unexpected {sorted(unexpected)[:5]}")
     return model
-
-
-def rng_state() -> dict[str, Any]:
-    """Python, NumPy and torch RNG states in types ``torch.load(weights_only=True)`` accepts."""
-    np_state = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
-    n = state["numpy"]
-    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), *n[2:]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def save_checkpoint(run_dir: str | Path, epoch: int, model: nn.Module, trainer_state: dict[str, Any]) -> Path:

@@ -15,12 +15,11 @@ batch it ends with the single-process numbers up to float summation order):
   sizes differ by at most one, e.g. a last batch of 33 samples is split 16 / 17 on two ranks). A
   batch with fewer samples than ranks (only the last one of an epoch can be) is refused before
   training (:func:`check_batches`).
-* Losses. A model whose loss couples the samples of a batch computes it in
-  ``add_losses(out, batch, present)`` from its per-sample outputs (the GMC family: the contrastive
-  loss takes the other samples of the batch as negatives, the unimodal term averages over the
-  samples that have each modality). Under torchrun that call receives the outputs of the whole
-  global batch, gathered from every rank with autograd (:func:`gather_rows`), so every rank
-  computes the single-process loss (:func:`shard_forward`). Any other model's loss is taken to be
+* Losses. A model whose loss couples the samples of a batch (``couples_samples``; the GMC family:
+  the contrastive loss takes the other samples of the batch as negatives, the unimodal term
+  averages over the samples that have each modality) gathers the outputs and targets of every
+  rank's shard itself in ``add_losses`` (with autograd, :func:`robustfusion.losses.gather.gather_rows`),
+  so every rank computes the single-process loss (:func:`shard_forward`). Any other model's loss is taken to be
   a mean over its samples, and each rank's shard loss is weighted by its share ``b_r / B``.
 * Gradients are summed over the ranks after ``backward`` (:func:`all_reduce_grads`); with the
   weights above that is the single-process gradient, so clipping and the optimizer step, run
@@ -50,6 +49,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from robustfusion.batch import MultimodalBatch
+from robustfusion.losses.gather import gather_rows as _gather_rows
 from robustfusion.models.output import ModelOutput
 
 __all__ = [
@@ -190,79 +190,23 @@ def check_batches(n_train: int, batch_size: int, world: int | None = None) -> No
                          f"batch size >= {world} whose last batch ({n_train} % batch size) is 0 or >= {world}")
 
 
-class _GatherRows(torch.autograd.Function):
-    """All-gather along dim 0 with per-rank row counts; the backward sums the gradients of every
-    rank and returns this rank's rows (the convention of ``torch.distributed.nn.functional``)."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, sizes: tuple[int, ...]) -> Tensor:
-        me = dist.get_rank()
-        ctx.sizes, ctx.me = sizes, me
-        longest = max(sizes)
-        padded = x.new_zeros((longest, *x.shape[1:]))
-        padded[: x.shape[0]] = x
-        parts = [torch.empty_like(padded) for _ in sizes]
-        dist.all_gather(parts, padded.contiguous())
-        return torch.cat([p[:n] for p, n in zip(parts, sizes)])
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        grad = grad.contiguous().clone()
-        dist.all_reduce(grad)
-        lo = sum(ctx.sizes[: ctx.me])
-        return grad[lo: lo + ctx.sizes[ctx.me]], None
-
-
 def gather_rows(x: Tensor, sizes: Sequence[int]) -> Tensor:
     """``[sum(sizes), ...]``: every rank's ``x`` (``[sizes[rank], ...]``) in rank order, with
-    autograd. Every rank must call it with the same ``sizes``; the gradient that reaches this
-    rank's ``x`` is the sum over ranks of the gradients of their copies (as
-    ``torch.distributed.nn.functional.all_gather``). In a single process ``x`` itself."""
+    autograd (:func:`robustfusion.losses.gather.gather_rows`). Every rank must call it with the same
+    ``sizes``. In a single process ``x`` itself."""
     sizes = tuple(int(s) for s in sizes)
     if x.shape[0] != sizes[rank()]:
         raise ValueError(f"gather_rows: expected {sizes[rank()]} rows on rank {rank()} (sizes {list(sizes)}), "
                          f"found {x.shape[0]}")
-    if world_size() == 1:
-        return x
-    if x.dtype == torch.bool:
-        return _GatherRows.apply(x.to(torch.uint8), sizes).bool()
-    return _GatherRows.apply(x, sizes)
-
-
-def _gather_output(out: ModelOutput, sizes: Sequence[int]) -> ModelOutput:
-    return ModelOutput(
-        prediction=gather_rows(out.prediction, sizes),
-        z=None if out.z is None else {m: gather_rows(v, sizes) for m, v in out.z.items()},
-        z_joint=None if out.z_joint is None else gather_rows(out.z_joint, sizes),
-    )
-
-
-@contextlib.contextmanager
-def _global_add_losses(model: nn.Module, batch: MultimodalBatch, sizes: Sequence[int]) -> Iterator[dict]:
-    """While the block runs, ``model.add_losses(out, shard, present)`` computes the loss of the
-    global ``batch`` (its targets; the inputs are not read) from the gathered outputs of every
-    rank's shard (yields ``{"calls": n}``)."""
-    own = type(model).add_losses
-    state = {"calls": 0}
-
-    def add_losses(out: ModelOutput, _shard: MultimodalBatch, present: Tensor) -> None:
-        whole = _gather_output(out, sizes)
-        own(model, whole, batch, gather_rows(present, sizes))
-        out.loss, out.losses = whole.loss, whole.losses
-        state["calls"] += 1
-
-    model.add_losses = add_losses
-    try:
-        yield state
-    finally:
-        del model.add_losses
+    return _gather_rows(x, sizes)
 
 
 def shard_forward(model: nn.Module, batch: MultimodalBatch, device: torch.device) -> tuple[ModelOutput, float]:
     """``model`` on this rank's shard of the global ``batch``; returns ``(out, weight)``.
 
-    ``out.loss`` is the loss of the global batch when the model computes it in ``add_losses``
-    (``weight = 1 / W``: every rank holds the same loss and the gathers' backward sums the ranks'
+    ``out.loss`` is the loss of the global batch when the model's loss couples its samples
+    (``model.couples_samples``: its ``add_losses`` gathers the rows of every rank itself;
+    ``weight = 1 / W``: every rank holds the same loss and the gathers' backward sums the ranks'
     gradients), else the shard's own mean loss (``weight = b_r / B``). Back-propagate
     ``weight * out.loss`` and sum the gradients over ranks (:func:`all_reduce_grads`). In a single
     process: ``model(batch)`` and weight 1.
@@ -273,12 +217,8 @@ def shard_forward(model: nn.Module, batch: MultimodalBatch, device: torch.device
     n = batch.batch_size
     lo, hi = shard_bounds(n, rank(), world)
     shard = batch.select(slice(lo, hi)).to(device)
-    if not callable(getattr(type(model), "add_losses", None)):
-        return model(shard), (hi - lo) / n
-    whole = batch if batch.targets is None else batch.replace(targets=batch.targets.to(device))  # inputs stay put
-    with _global_add_losses(model, whole, shard_sizes(n, world)) as state:
-        out = model(shard)
-    return out, (1.0 / world if state["calls"] else (hi - lo) / n)
+    gathered = bool(getattr(model, "couples_samples", False)) and shard.targets is not None
+    return model(shard), (1.0 / world if gathered else (hi - lo) / n)
 
 
 def reduce_sum(values: Sequence[float]) -> list[float]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from robustfusion.io import check_dir_target, recover_dir
 
-__all__ = ["REPORT_FILES", "REPRODUCE_FILES", "REPRODUCE_KEPT", "check_result_dir", "relocate", "prepare_result_dir"]
+__all__ = ["REPORT_FILES", "REPRODUCE_FILES", "REPRODUCE_KEPT", "check_result_dir", "prepare_result_dir", "relocate"]
 
 #: What ``report --out`` writes.
 REPORT_FILES = frozenset({"robustness.csv", "robustness_aggregate.csv", "table.md", "table.tex", "plots",

@@ -19,7 +19,6 @@ a serial run whatever the launcher. Progress goes to stderr: one line per epoch 
 from __future__ import annotations
 
 import functools
-import json
 import math
 import re
 import shutil
@@ -38,19 +37,18 @@ from robustfusion.models.registry import MODELS
 from robustfusion.reporting import write_report
 from robustfusion.results import write_rows_csv
 from robustfusion.runner.api import (
-    PreparedData,
     build_model,
     evaluate_model,
     load_run,
     oracle_rows,
-    prepare_data,
     train_run,
 )
-from robustfusion.runner.fit import torch_threads
+from robustfusion.runner.data_memo import PROCESS_DATA, data_key
 from robustfusion.runner.grid_out import claim_grid_out, default_grid_out
 from robustfusion.runner.launchers import Launcher, make_launcher
 from robustfusion.runner.outdir import REPRODUCE_KEPT, prepare_result_dir, relocate
 from robustfusion.runner.presets import GRIDS, METHODS, Grid, method_config
+from robustfusion.runner.resources import torch_threads
 from robustfusion.runner.rundir import run_name
 from robustfusion.tasks import TASKS
 
@@ -62,10 +60,6 @@ SPECIALISTS_LOGISTIC = "specialists_logistic"
 #: Reference rows of a grid with ``specialists``: (model name, fit(train, valid) -> predictor, tasks).
 REFERENCES = ((SPECIALISTS_RIDGE, fit_ridge_specialists, TASKS),
               (SPECIALISTS_LOGISTIC, fit_logistic_specialists, ("classification",)))
-
-
-def _data_key(cfg: DictConfig) -> str:
-    return json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True, default=str)
 
 
 def _log_stderr(message: str) -> None:
@@ -80,18 +74,6 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {seconds:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-#: prepared datasets of this process, by data config: a worker process keeps its own across runs;
-#: ``reproduce`` empties this process's when it returns
-_DATA_CACHE: dict[str, PreparedData] = {}
-
-
-def _prepared(cfg: DictConfig) -> PreparedData:
-    key = _data_key(cfg)
-    if key not in _DATA_CACHE:
-        _DATA_CACHE[key] = prepare_data(cfg)
-    return _DATA_CACHE[key]
-
-
 def _run_dir(out: str | Path, cfg: DictConfig) -> Path:
     """``OUT/runs/<dataset>-<method>-seed<seed>``, named like a ``train`` run."""
     return Path(out) / "runs" / run_name(cfg)
@@ -101,7 +83,7 @@ def _estimated_seconds(cfg: DictConfig) -> float:
     """A run's training time, estimated: one timed forward + backward on a training batch (after
     one untimed) times its steps per epoch times its epochs. Orders the launch longest first, so a
     long run does not start last and leave the other workers idle; the RNG state is left as found."""
-    train = _prepared(cfg).splits["train"]
+    train = PROCESS_DATA.get(cfg).splits["train"]
     size = min(int(cfg.train.batch_size), len(train))
     with torch.random.fork_rng(devices=[]), torch_threads(1):
         model = build_model(cfg, train).train()
@@ -121,7 +103,7 @@ def _run_job(method: str, seed: int, *, grid: Grid, quick: bool, overrides: Sequ
     cfg = method_config(grid, method, seed, quick, overrides)
     t0 = time.perf_counter()
     with torch_threads(cfg.train.num_threads or num_threads):
-        data = _prepared(cfg)
+        data = PROCESS_DATA.get(cfg)
         run_dir = _run_dir(out, cfg)
         reused = _finished_with(run_dir, cfg)
         if reused:
@@ -176,7 +158,7 @@ def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Pa
     try:
         return _reproduce(grid, name, methods, seeds, quick, out, list(overrides), log, launcher)
     finally:
-        _DATA_CACHE.clear()  # one load + standardisation per dataset config and call
+        PROCESS_DATA.clear()  # one load + standardisation per dataset config and call
 
 
 def _reproduce(grid: Grid, name: str, methods: list[str], seeds: list[int], quick: bool, out: Path,
@@ -229,14 +211,14 @@ def _reproduce(grid: Grid, name: str, methods: list[str], seeds: list[int], quic
             rows += done[(seed, method)]["rows"]
         ref_cfg = method_config(grid, methods[0], seed, quick, overrides)
         with torch_threads(ref_cfg.train.num_threads):
-            data = _prepared(ref_cfg)
+            data = PROCESS_DATA.get(ref_cfg)
             if grid.oracle:
                 rows += oracle_rows(ref_cfg, data.raw[ref_cfg.data.split])
             if grid.specialists:
                 for model_name, fit_references, tasks in REFERENCES:
                     if data.splits["train"].task not in tasks:
                         continue
-                    key = (model_name, _data_key(ref_cfg))
+                    key = (model_name, data_key(ref_cfg))
                     if key not in specialists:  # closed form / deterministic: the same fit for every seed
                         specialists[key] = fit_references(data.splits["train"], data.splits["valid"])
                     rows += evaluate_model(specialists[key], ref_cfg, data.splits[ref_cfg.data.split],

@@ -195,7 +195,7 @@ def test_carving_errors_name_the_file_and_the_minimum(tmp_path, rng, build):
     need = min_carvable_videos(("test",), test_fraction=0.2)
     assert need == 3  # round(0.2 * 3) = 1 video for test, 2 stay: brute force below
     assert all(round(0.2 * n) < 1 or round(0.2 * n) >= n for n in range(1, need))
-    assert f"d/train.npz: cannot carve 'test'" in msg and f"at least {need} distinct videos" in msg
+    assert "d/train.npz: cannot carve 'test'" in msg and f"at least {need} distinct videos" in msg
     assert "from 2 distinct training videos with test_fraction=0.2" in msg
     with pytest.raises(ValueError, match="test_fraction=0.0 carves no video from any number of videos"):
         carve_video_splits(np.array(["a", "b", "c"]), ("test",), test_fraction=0.0)

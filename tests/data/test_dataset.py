@@ -149,3 +149,15 @@ def test_empty_sequences_and_zero_width_features_are_refused():
         MultimodalDataset({"text": torch.randn(4, 0)}, torch.randn(4))
     # float64 / float16 features are stored as float32
     assert MultimodalDataset({"text": torch.randn(4, 3).half()}, torch.randn(4)).features["text"].dtype == torch.float32
+
+
+def test_label_names_and_oracle_are_declared_fields():
+    import torch
+
+    from robustfusion.data import MultimodalDataset
+
+    ds = MultimodalDataset({"a": torch.zeros(4, 2)}, torch.tensor([0, 1, 2, 1]), task="classification",
+                           meta={"label_names": ("x", "y", "z")})
+    assert ds.label_names == ["x", "y", "z"] and ds.oracle is None  # real data has no oracle
+    plain = MultimodalDataset({"a": torch.zeros(4, 2)}, torch.zeros(4))
+    assert plain.label_names is None

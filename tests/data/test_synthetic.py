@@ -46,7 +46,7 @@ def test_default_sizes_and_layout(data):
         assert fm[:, 0].all() and not fm.all()
         assert (x[~fm] == 0).all()
     tr.full_batch()  # validated: finite
-    assert isinstance(tr.meta["oracle"], SyntheticOracle)
+    assert isinstance(tr.oracle, SyntheticOracle)  # the declared field the evaluator reads
 
 
 def _brute_force_posterior(gen, batch):

@@ -27,7 +27,7 @@ from robustfusion.models.registry import create_model
 from robustfusion.runner import distributed as ddp
 from robustfusion.runner.api import train_run
 from robustfusion.runner.config import load_config
-from robustfusion.runner.fit import read_metrics
+from robustfusion.runner.epoch_log import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 GMC_PF = str(ROOT / "configs" / "synthetic" / "gmc_pf.yaml")

@@ -13,12 +13,8 @@ from robustfusion.data import MultimodalDataset
 from robustfusion.models import create_model
 from robustfusion.runner import load_config, train_run
 from robustfusion.runner.config import TrainConfig
-from robustfusion.runner.fit import (
-    evaluate_dataset,
-    fit,
-    set_fallback_from_targets,
-    validation_loss,
-)
+from robustfusion.runner.fit import fit
+from robustfusion.runner.scoring import evaluate_dataset, set_fallback_from_targets, validation_loss
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,7 +117,7 @@ def test_killed_run_resumes_to_identical_result(tmp_path):
 def test_monitor_subsets_selects_on_the_metric_averaged_over_every_subset():
     from robustfusion.dropping import all_subsets, keep_subset
     from robustfusion.metrics import compute_metrics
-    from robustfusion.runner.fit import predict_dataset, subset_mean_metric
+    from robustfusion.runner.scoring import predict_dataset, subset_mean_metric
 
     train, valid = _data(128, 0), _data(64, 1)
     model = _model()

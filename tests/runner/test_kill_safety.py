@@ -27,7 +27,7 @@ import pytest
 from robustfusion.io import owner_tag
 from robustfusion.runner.api import evaluate_run, load_run, resume_run, train_run
 from robustfusion.runner.config import load_config
-from robustfusion.runner.fit import read_metrics
+from robustfusion.runner.epoch_log import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 GMC_SYNTH = str(ROOT / "configs" / "synthetic" / "gmc.yaml")

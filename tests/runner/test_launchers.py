@@ -192,7 +192,7 @@ def test_ray_launcher_keeps_at_most_jobs_tasks_in_flight_and_passes_the_threads(
 
 
 def _cores():
-    from robustfusion.runner.fit import available_cores
+    from robustfusion.runner.resources import available_cores
 
     return available_cores()
 

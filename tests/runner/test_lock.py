@@ -15,7 +15,7 @@ import pytest
 
 from robustfusion.runner.api import evaluate_run, resume_run, train_run
 from robustfusion.runner.config import load_config
-from robustfusion.runner.fit import read_metrics
+from robustfusion.runner.epoch_log import read_metrics
 from robustfusion.runner.lock import LOCK_NAME, RunLockedError, lock_holder, run_lock
 from robustfusion.runner.rundir import drop_duplicate_epochs
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from robustfusion.data.synthetic import EMOTION_NAMES, load_synthetic
-from robustfusion.runner.fit import check_monitor, evaluate_dataset
 from robustfusion.runner.presets import GRIDS, method_config
 from robustfusion.runner.reproduce import reproduce
+from robustfusion.runner.scoring import check_monitor, evaluate_dataset
 
 TINY = ["data.options.n_train=96", "data.options.n_valid=48", "data.options.n_test=48", "train.epochs=1"]
 

@@ -15,10 +15,11 @@ import torch
 from robustfusion.cli import main
 from robustfusion.runner.api import resume_run, train_run
 from robustfusion.runner.config import ConfigError, load_config
-from robustfusion.runner.fit import auto_num_threads, epoch_line, read_metrics, torch_threads
+from robustfusion.runner.epoch_log import epoch_line, read_metrics
 from robustfusion.runner.reproduce import _finished_with
+from robustfusion.runner.resources import auto_num_threads, torch_threads
 
-fit_mod = importlib.import_module("robustfusion.runner.fit")  # the package re-exports a function `fit`
+resources_mod = importlib.import_module("robustfusion.runner.resources")  # where auto_num_threads reads the cores
 ROOT = Path(__file__).resolve().parents[2]
 GMC_SYNTH = str(ROOT / "configs" / "synthetic" / "gmc.yaml")
 TINY = ["data.options.n_train=96", "data.options.n_valid=48", "data.options.n_test=48", "train.epochs=3",
@@ -42,7 +43,7 @@ def _without_time(line: str) -> str:
 
 def test_auto_num_threads_leaves_half_the_cores_and_shares_them_between_jobs(monkeypatch):
     for cores, one, two in [(1, 1, 1), (2, 1, 1), (4, 2, 2), (16, 4, 8), (64, 4, 32)]:
-        monkeypatch.setattr(fit_mod, "available_cores", lambda c=cores: c)
+        monkeypatch.setattr(resources_mod, "available_cores", lambda c=cores: c)
         assert (auto_num_threads(), auto_num_threads(2)) == (one, two), cores
 
 

@@ -9,8 +9,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from robustfusion.runner.fit import auto_num_threads
 from robustfusion.runner.launchers import Launcher, OnDone
+from robustfusion.runner.resources import auto_num_threads
 
 __all__ = ["LocalLauncher"]
 

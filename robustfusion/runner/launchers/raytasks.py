@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from robustfusion.runner.fit import available_cores
 from robustfusion.runner.launchers import Launcher, OnDone, import_engine
+from robustfusion.runner.resources import available_cores
 
 __all__ = ["RayLauncher"]
 
