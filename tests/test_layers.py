@@ -15,6 +15,7 @@ LAYERS: dict[str, int] = {
     # core: no knowledge of any model, dataset or experiment
     "robustfusion.batch": 0, "robustfusion.io": 0, "robustfusion.registry": 0, "robustfusion.seeding": 0,
     "robustfusion.masking": 0, "robustfusion.tasks": 0, "robustfusion.dropping": 0, "robustfusion.metrics": 0,
+    "robustfusion.uncertainty": 0,
     # layers a user drops into their own model
     "robustfusion.encoders": 1, "robustfusion.fusion": 1, "robustfusion.heads": 1, "robustfusion.losses": 1,
     "robustfusion.presence_readout": 1,
