@@ -9,10 +9,13 @@
 * :mod:`~robustfusion.uncertainty.monotone`: CML's principle that confidence must not rise when a
   modality is removed (Ma et al., "Calibrating Multimodal Learning", ICML 2023, arXiv 2306.01265):
   its violation rate and a per-sample repair;
+* :mod:`~robustfusion.uncertainty.calibrators`: the two per-pattern calibrators built from these
+  (intervals for regression, temperatures and sets for classification), stored with a run;
 * :mod:`~robustfusion.uncertainty.bootstrap`: confidence intervals that resample whole groups
   (videos, dialogues) and seeds.
 """
 
+from robustfusion.uncertainty.calibrators import ConformalIntervals, TemperatureSets, pattern_key, patterns_of
 from robustfusion.uncertainty.bootstrap import group_bootstrap_indices, paired_delta_ci
 from robustfusion.uncertainty.conformal import (
     conformal_quantile,
@@ -25,6 +28,10 @@ from robustfusion.uncertainty.scores import interval_scores, probability_scores,
 from robustfusion.uncertainty.temperature import fit_temperature
 
 __all__ = [
+    "ConformalIntervals",
+    "TemperatureSets",
+    "pattern_key",
+    "patterns_of",
     "conformal_quantile",
     "fit_temperature",
     "group_bootstrap_indices",

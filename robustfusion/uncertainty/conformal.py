@@ -78,12 +78,14 @@ def set_threshold(probs: Tensor, labels: Tensor, level: float = 0.9) -> float:
     return conformal_quantile(1.0 - p.gather(1, y[:, None]).squeeze(1), level)
 
 
-def prediction_sets(probs: Tensor, qhat: float) -> Tensor:
+def prediction_sets(probs: Tensor, qhat: float | Tensor) -> Tensor:
     """``[N, C]`` boolean prediction sets ``{c : 1 - p_c <= qhat}``.
 
-    The top class is always included, so a set is never empty (with ``qhat = inf`` it is every class).
+    ``qhat`` is one threshold or one per row (``[N]``). The top class is always included, so a
+    set is never empty (with ``qhat = inf`` it is every class).
     """
     p = torch.as_tensor(probs, dtype=torch.float64)
-    sets = (1.0 - p) <= qhat
+    q = torch.as_tensor(qhat, dtype=torch.float64)
+    sets = (1.0 - p) <= (q[:, None] if q.dim() == 1 else q)
     top = torch.nn.functional.one_hot(p.argmax(dim=1), p.shape[1]).bool()
     return sets | top
