@@ -80,6 +80,8 @@ from robustfusion.results import (
     normalise_level,
 )
 
+from robustfusion.uncertainty_scores import uncertainty_metrics
+
 __all__ = ["auilc", "evaluate", "evaluate_many", "metric_options", "relative_robustness", "summary_rows"]
 
 
@@ -183,7 +185,7 @@ def evaluate(predictor, dataset, *, protocols: Sequence[str] = DEFAULT_PROTOCOLS
              dataset_name: str | None = None, model_name: str | None = None, split: str = "test",
              keep_at_least_one: bool = False, device: str | torch.device = "cpu",
              metrics: Sequence[str] | Callable | None = None, reuse_latents: bool | None = None,
-             summaries: bool = True) -> list[dict]:
+             summaries: bool = True, uncertainty=None) -> list[dict]:
     """Evaluate ``predictor`` on ``dataset`` under the robustness protocols.
 
     Args:
@@ -215,6 +217,9 @@ def evaluate(predictor, dataset, *, protocols: Sequence[str] = DEFAULT_PROTOCOLS
             which modalities are present); ``False`` forces one full pass per condition.
         summaries: append the AUILC / relative-robustness rows and ``frame_rate``'s mean over
             0.0..0.9 (:func:`summary_rows`).
+        uncertainty: a calibrator (:mod:`robustfusion.uncertainty.calibrators`, e.g. a run's
+            ``uncertainty.json``): adds its interval / probability / set metrics to every condition
+            and a ``VRR`` row under ``subsets`` (:mod:`robustfusion.uncertainty_scores`).
 
     Returns:
         Long-format rows (see the module docstring), in a fixed order.
@@ -256,6 +261,8 @@ def evaluate(predictor, dataset, *, protocols: Sequence[str] = DEFAULT_PROTOCOLS
                   for lv in levels_of.get("frame_rate", [])}
     missing_gens = {lv: protocol_generator(seed, "missing_rate", lv) for lv in levels_of.get("missing_rate", [])}
     preds: dict[tuple, list[Tensor]] = defaultdict(list)
+    presents: dict[tuple, list[Tensor]] = defaultdict(list)
+    presence_only: set[tuple] = set()
     targets: list[Tensor] = []
 
     was_training = bool(getattr(predictor, "training", False))
@@ -280,6 +287,10 @@ def evaluate(predictor, dataset, *, protocols: Sequence[str] = DEFAULT_PROTOCOLS
                     else:
                         dropped, reusable = drop_frames(clean, lv, frame_gens[lv]), False
                     preds[(p, lv, sub)].append(_predict(predictor, dropped, cache if reusable else None))
+                    if uncertainty is not None:
+                        presents[(p, lv, sub)].append(_model_present(predictor, dropped).cpu())
+                        if reusable:
+                            presence_only.add((p, lv, sub))
     finally:
         if isinstance(predictor, torch.nn.Module):
             predictor.train(was_training)
@@ -287,12 +298,20 @@ def evaluate(predictor, dataset, *, protocols: Sequence[str] = DEFAULT_PROTOCOLS
     if not targets:
         raise ValueError(f"dataset {dataset_name!r}: expected at least one sample, found none")
     y = torch.cat(targets)
+    cat = {c: torch.cat(v) for c, v in preds.items()}
+    extra, vrr = ({}, None) if uncertainty is None else uncertainty_metrics(
+        uncertainty, cat, {c: torch.cat(v) for c, v in presents.items()}, y, presence_only)
     rows: list[dict] = []
+
+    def row(p: str, lv, sub: str, metric: str, value: float) -> dict:
+        return {"dataset": dataset_name, "model": model_name, "seed": int(seed), "protocol": p, "level": lv,
+                "subset": sub, "split": split, "metric": metric, "value": float(value)}
+
     for p, lv, sub in conditions:
-        values = metric_fn(torch.cat(preds[(p, lv, sub)]), y)
-        for metric, value in values.items():
-            rows.append({"dataset": dataset_name, "model": model_name, "seed": int(seed), "protocol": p,
-                         "level": lv, "subset": sub, "split": split, "metric": metric, "value": float(value)})
+        values = {**metric_fn(cat[(p, lv, sub)], y), **extra.get((p, lv, sub), {})}
+        rows += [row(p, lv, sub, metric, value) for metric, value in values.items()]
+    if vrr is not None:
+        rows.append(row("subsets", None, SWEEP_SUBSET, "VRR", vrr))
     if summaries:
         rows += summary_rows(rows)
     return rows

@@ -51,7 +51,9 @@ from robustfusion.runner.rundir import (
     read_run_config,
     repair_run_files,
 )
+from robustfusion.runner.uncertainty import fit_uncertainty
 from robustfusion.seeding import seed_everything
+from robustfusion.uncertainty_scores import load_calibrator
 
 __all__ = [
     "PreparedData",
@@ -187,6 +189,10 @@ def _train_run(cfg: DictConfig, out, run_dir, resume: bool, on_epoch_end, data: 
     if cfg.train.calibrate_subsets:
         final["readout"] = calibrate_presence_readout(model, splits["valid"], batch_size=cfg.eval.batch_size,
                                                       device=device)
+    if cfg.train.calibrate_uncertainty:
+        final["uncertainty"] = fit_uncertainty(model, splits["valid"], level=cfg.train.uncertainty_level,
+                                               monotone=cfg.train.monotone_confidence,
+                                               batch_size=cfg.eval.batch_size, device=device).to_dict()
     for split in ("valid", "test"):
         if split in splits:
             final[split] = evaluate_dataset(model, splits[split], cfg.eval.batch_size, device)
@@ -222,16 +228,18 @@ def _levels(cfg: DictConfig) -> dict[str, list[float]]:
 
 
 def evaluate_model(model, cfg: DictConfig, dataset: MultimodalDataset, oracle_dataset=None,
-                   model_name: str | None = None) -> list[dict]:
+                   model_name: str | None = None, uncertainty: dict | None = None) -> list[dict]:
     """Robustness rows of ``model`` (any predictor) on ``dataset`` under ``cfg.eval``, plus the
     oracle's rows on ``oracle_dataset`` (the same split with raw features, if given). Drop
     patterns depend only on (seed, protocol, level) and the batch order, so every predictor sees
-    identical patterns."""
+    identical patterns. ``uncertainty``: the run's fitted calibrator state (``final["uncertainty"]``),
+    whose interval / probability / set metrics and ``VRR`` are added."""
     device = resolve_device(cfg.train.device)
     rows = evaluate(model, dataset, protocols=list(cfg.eval.protocols), levels=_levels(cfg),
                     seed=cfg.seed, batch_size=cfg.eval.batch_size, dataset_name=cfg.data.name,
                     model_name=model_name or cfg.name or cfg.model.name, split=cfg.data.split,
-                    keep_at_least_one=cfg.eval.keep_at_least_one, device=device)
+                    keep_at_least_one=cfg.eval.keep_at_least_one, device=device,
+                    uncertainty=None if uncertainty is None else load_calibrator(uncertainty))
     if oracle_dataset is not None:
         rows += oracle_rows(cfg, oracle_dataset)
     return rows
@@ -278,7 +286,7 @@ def evaluate_run(run_dir: str | Path, overrides: Sequence[str] = (), oracle: boo
     out = Path(out) if out is not None else run.dir / "eval" / split
     _check_eval_dir(out)
     with replace_dir(out) as tmp, torch_threads(run.cfg.train.num_threads):
-        rows = evaluate_model(run.model, run.cfg, run.data.splits[split],
+        rows = evaluate_model(run.model, run.cfg, run.data.splits[split], uncertainty=run.final.get("uncertainty"),
                               oracle_dataset=run.data.raw[split] if oracle else None)
         write_rows_csv(rows, tmp / "robustness.csv")
         write_report(rows, tmp)

@@ -83,6 +83,9 @@ class TrainConfig:
     random_rate_frame_dropout: bool = False  # LNLN: frames dropped at a rate ~U(0,1) per sample and modality, half kept
     calibrate_fusion: bool = False  # after training, fit the model's partial_fusion weights on valid
     calibrate_subsets: bool = False  # then fit an affine read-out per presence pattern on valid (regression)
+    calibrate_uncertainty: bool = False  # last, fit per-pattern intervals / temperatures and sets on valid
+    uncertainty_level: float = 0.9  # nominal coverage of those intervals and prediction sets
+    monotone_confidence: bool = True  # intervals never narrow, top probability never rises when a modality goes
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     num_threads: int = 0  # torch intra-op CPU threads for the run; 0 = min(4, cores // 2), at least 1
     progress: bool = True  # tqdm bars on a terminal, one line per epoch on stderr otherwise; false = neither
@@ -197,7 +200,8 @@ def _check_choices(cfg: DictConfig) -> None:
               ("train.plateau_factor", 0 < cfg.train.plateau_factor < 1, "a factor in (0, 1)"),
               ("train.num_threads", cfg.train.num_threads >= 0, ">= 0 (0 chooses from the machine's cores)"),
               ("train.modality_dropout", 0 <= cfg.train.modality_dropout <= 1, "a rate in [0, 1]"),
-              ("eval.batch_size", cfg.eval.batch_size >= 1, ">= 1")]
+              ("eval.batch_size", cfg.eval.batch_size >= 1, ">= 1"),
+              ("train.uncertainty_level", 0.0 < cfg.train.uncertainty_level < 1.0, "in (0, 1)")]
     for key, ok, expected in checks:
         if not ok:
             raise ConfigError(f"config key {key!r}: expected {expected}, found {OmegaConf.select(cfg, key)!r}")

@@ -125,7 +125,7 @@ def _run_job(method: str, seed: int, *, grid: Grid, quick: bool, overrides: Sequ
             if run_dir.exists():
                 shutil.rmtree(run_dir)
             run = train_run(cfg, run_dir=run_dir, data=data, num_threads=num_threads)
-        rows = evaluate_model(run.model, cfg, run.data.splits[cfg.data.split])
+        rows = evaluate_model(run.model, cfg, run.data.splits[cfg.data.split], uncertainty=run.final.get("uncertainty"))
     return {"rows": rows, "seconds": round(time.perf_counter() - t0, 2), "reused": reused,
             "dataset": str(cfg.data.name), "run_dir": str(run_dir)}
 
