@@ -12,11 +12,12 @@
 * :mod:`~robustfusion.uncertainty.calibrators`: the two per-pattern calibrators built from these
   (intervals for regression, temperatures and sets for classification), stored with a run;
 * :mod:`~robustfusion.uncertainty.bootstrap`: confidence intervals that resample whole groups
-  (videos, dialogues) and seeds.
+  (videos, dialogues) and seeds, with the count-weighted metrics of
+  :mod:`~robustfusion.uncertainty.weighted_metrics`.
 """
 
 from robustfusion.uncertainty.calibrators import ConformalIntervals, TemperatureSets, pattern_key, patterns_of
-from robustfusion.uncertainty.bootstrap import group_bootstrap_indices, paired_delta_ci
+from robustfusion.uncertainty.bootstrap import group_bootstrap_counts, paired_delta_ci
 from robustfusion.uncertainty.conformal import (
     conformal_quantile,
     monotone_quantiles,
@@ -26,6 +27,7 @@ from robustfusion.uncertainty.conformal import (
 from robustfusion.uncertainty.monotone import monotone_probabilities, violation_rate
 from robustfusion.uncertainty.scores import interval_scores, probability_scores, set_scores
 from robustfusion.uncertainty.temperature import fit_temperature
+from robustfusion.uncertainty.weighted_metrics import WEIGHTED_METRICS, weighted_metric
 
 __all__ = [
     "ConformalIntervals",
@@ -34,7 +36,7 @@ __all__ = [
     "patterns_of",
     "conformal_quantile",
     "fit_temperature",
-    "group_bootstrap_indices",
+    "group_bootstrap_counts",
     "interval_scores",
     "monotone_probabilities",
     "monotone_quantiles",
@@ -44,4 +46,6 @@ __all__ = [
     "set_scores",
     "set_threshold",
     "violation_rate",
+    "weighted_metric",
+    "WEIGHTED_METRICS",
 ]
