@@ -185,7 +185,7 @@ def evaluate(predictor, dataset, *, protocols: Sequence[str] = DEFAULT_PROTOCOLS
              dataset_name: str | None = None, model_name: str | None = None, split: str = "test",
              keep_at_least_one: bool = False, device: str | torch.device = "cpu",
              metrics: Sequence[str] | Callable | None = None, reuse_latents: bool | None = None,
-             summaries: bool = True, uncertainty=None) -> list[dict]:
+             summaries: bool = True, uncertainty=None, predictions: dict | None = None) -> list[dict]:
     """Evaluate ``predictor`` on ``dataset`` under the robustness protocols.
 
     Args:
@@ -220,6 +220,8 @@ def evaluate(predictor, dataset, *, protocols: Sequence[str] = DEFAULT_PROTOCOLS
         uncertainty: a calibrator (:mod:`robustfusion.uncertainty.calibrators`, e.g. a run's
             ``uncertainty.json``): adds its interval / probability / set metrics to every condition
             and a ``VRR`` row under ``subsets`` (:mod:`robustfusion.uncertainty_scores`).
+        predictions: a dict to receive the ``[N, K]`` CPU predictions of every condition, keyed
+            ``(protocol, level, subset)`` (what :mod:`robustfusion.comparisons` resamples).
 
     Returns:
         Long-format rows (see the module docstring), in a fixed order.
@@ -299,6 +301,8 @@ def evaluate(predictor, dataset, *, protocols: Sequence[str] = DEFAULT_PROTOCOLS
         raise ValueError(f"dataset {dataset_name!r}: expected at least one sample, found none")
     y = torch.cat(targets)
     cat = {c: torch.cat(v) for c, v in preds.items()}
+    if predictions is not None:
+        predictions.update(cat)
     extra, vrr = ({}, None) if uncertainty is None else uncertainty_metrics(
         uncertainty, cat, {c: torch.cat(v) for c, v in presents.items()}, y, presence_only)
     rows: list[dict] = []

@@ -22,7 +22,7 @@ LAYERS: dict[str, int] = {
     "robustfusion.data": 2,
     "robustfusion.models": 3,
     # evaluation: result rows, evaluators, reference predictors, tables and plots
-    "robustfusion.results": 4, "robustfusion.robustness": 4, "robustfusion.uncertainty_scores": 4, "robustfusion.baselines": 4, "robustfusion.reporting": 4,
+    "robustfusion.results": 4, "robustfusion.robustness": 4, "robustfusion.uncertainty_scores": 4, "robustfusion.comparisons": 4, "robustfusion.baselines": 4, "robustfusion.reporting": 4,
     "robustfusion.runner": 5,
     "robustfusion.cli": 6, "robustfusion.__main__": 6, "robustfusion": 6,  # the package's public face
 }
