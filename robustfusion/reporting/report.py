@@ -11,6 +11,7 @@ from robustfusion.io import atomic_write_text
 from robustfusion.metrics import REPORT_METRICS
 from robustfusion.reporting._slice import PROTOCOL_LABELS
 from robustfusion.reporting.comparisons import comparison_markdown
+from robustfusion.reporting.interval_plot import plot_intervals
 from robustfusion.reporting.plots import plot_subsets, plot_sweep
 from robustfusion.reporting.tables import latex_table, markdown_table
 from robustfusion.results import (
@@ -105,6 +106,12 @@ def write_report(rows: Iterable[dict], out_dir: str | Path, metrics: Sequence[st
                     files += list(made.values())
                     pngs.append(made["png"])
                     md += [f"![{metric} {p}](plots/{made['png'].name})", ""]
+    if plots and any(r["protocol"] == "subsets" and r["metric"] == "PI_width" for r in agg):
+        made = plot_intervals(rows, out_dir / "plots" / "subsets_intervals")
+        files += list(made.values())
+        pngs.append(made["png"])
+        md += ["## Prediction intervals per subset", "", f"![interval width and coverage](plots/{made['png'].name})",
+               ""]
     if comparisons:
         md += ["", comparison_markdown(comparisons, metrics or default_metrics(r["metric"] for r in comparisons),
                                        digits)]
