@@ -232,15 +232,15 @@ def headline_table(markdown: str, rows=()) -> str:
 
 def _cmd_list(_args) -> int:
     from robustfusion.data import list_datasets
-    from robustfusion.dropping import PROTOCOLS
     from robustfusion.encoders import JOINT_ENCODERS, list_encoders
     from robustfusion.fusion import list_fusions
     from robustfusion.models import list_models
+    from robustfusion.protocols import protocol_names
     from robustfusion.runner.presets import GRIDS
 
     for title, names in [("models", list_models()), ("encoders", list_encoders()),
                          ("joint encoders", JOINT_ENCODERS.names()), ("fusion layers", list_fusions()),
-                         ("datasets", list_datasets()), ("protocols", list(PROTOCOLS)), ("grids", sorted(GRIDS))]:
+                         ("datasets", list_datasets()), ("protocols", list(protocol_names())), ("grids", sorted(GRIDS))]:
         print(f"{title}: {', '.join(names)}")
     return 0
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from robustfusion.io import atomic_write
+from robustfusion.protocols import SUBSETS
 from robustfusion.results import AUILC_LEVEL, SWEEP_SUBSET, normalise_level
 from robustfusion.uncertainty import group_bootstrap_counts, weighted_metric
 
@@ -81,7 +82,7 @@ def _curves(conds: set[Condition]) -> dict[str, list[Condition]]:
     """``{sweep protocol: its numeric-level conditions sorted by level}`` (two levels or more, 0.0 among them)."""
     out: dict[str, list[Condition]] = {}
     for c in conds:
-        if c[0] != "subsets" and isinstance(normalise_level(c[1]), float):
+        if c[0] != SUBSETS and isinstance(normalise_level(c[1]), float):
             out.setdefault(c[0], []).append(c)
     return {p: sorted(cs, key=lambda c: c[1]) for p, cs in out.items()
             if len(cs) > 1 and any(abs(c[1]) < 1e-9 for c in cs)}

@@ -12,10 +12,10 @@ models evaluated with the same seed see the identical drop pattern:
   generator per modality;
 * ``missing_rate``: each modality of each sample missing with rate ``eta``, at least one modality
   always kept (GCNet / CPM-Net's mask, :func:`drop_to_missing_rate`);
-* :class:`ModalityDropout`: train-time modality dropout as an augmentation;
-* :class:`MissingRateDropout`: GCNet's train-time mask (``missing_rate`` at one rate);
-* :class:`RandomRateFrameDropout`: LNLN's train-time augmentation (a frame drop rate drawn per
-  sample and modality, half the samples of each modality left complete).
+
+The protocols built on these draws (levels, labels, which may reuse latents) are registered in
+:mod:`robustfusion.protocols`; the train-time augmentations (modality dropout, GCNet's missing-rate
+mask, LNLN's random-rate frame dropout) in :mod:`robustfusion.augment`.
 """
 
 from __future__ import annotations
@@ -30,12 +30,9 @@ from robustfusion.batch import MultimodalBatch
 from robustfusion.seeding import derived_seed
 
 __all__ = [
-    "DEFAULT_PROTOCOLS",
-    "PROTOCOLS",
-    "MissingRateDropout",
-    "ModalityDropout",
-    "RandomRateFrameDropout",
+    "MISSING_RATE_TOLERANCE",
     "all_subsets",
+    "check_rate",
     "drop_frames",
     "drop_samples",
     "drop_to_missing_rate",
@@ -44,12 +41,6 @@ __all__ = [
     "protocol_seed",
     "subset_name",
 ]
-
-#: Every test-time protocol the evaluator knows.
-PROTOCOLS = ("subsets", "sample_rate", "frame_rate", "missing_rate")
-#: The protocols :func:`robustfusion.robustness.evaluate` runs when none are named.
-DEFAULT_PROTOCOLS = ("subsets", "sample_rate", "frame_rate")
-
 
 def all_subsets(modalities: Iterable[str]) -> list[tuple[str, ...]]:
     """Every non-empty subset, smallest first, in modality order (7 for three modalities)."""
@@ -76,7 +67,8 @@ def protocol_generator(seed: int, protocol: str, level: float | str, modality: s
     return g
 
 
-def _check_rate(rate: float, what: str) -> None:
+def check_rate(rate: float, what: str) -> None:
+    """``ValueError`` naming ``what`` unless ``0 <= rate <= 1``."""
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"{what}: expected a rate in [0, 1], found {rate}")
 
@@ -99,7 +91,7 @@ def drop_samples(batch: MultimodalBatch, rate: float, generator: torch.Generator
     them, chosen uniformly from the same generator. Draws are made on the CPU so the pattern
     does not depend on the device.
     """
-    _check_rate(rate, "sample_rate")
+    check_rate(rate, "sample_rate")
     b, m = batch.present.shape
     drop = torch.rand(b, m, generator=generator) < rate
     present = batch.present.cpu() & ~drop
@@ -121,7 +113,7 @@ def drop_frames(batch: MultimodalBatch, rate: float, generators: Mapping[str, to
     ``[B, T, C, H, W]`` frames; utterance-level ``[B, D]`` modalities have no frames and are left
     as they are. Dropped frames are marked in the frame mask only.
     """
-    _check_rate(rate, "frame_rate")
+    check_rate(rate, "frame_rate")
     names = list(modalities) if modalities is not None else list(batch.modalities)
     new = {}
     for m in names:
@@ -194,7 +186,7 @@ def drop_to_missing_rate(batch: MultimodalBatch, rate: float, generator: torch.G
     kept modalities were all absent already keeps one of its present modalities, chosen
     uniformly by one ``rand(B, M)`` drawn only when that happens. Only the presence mask changes.
     """
-    _check_rate(rate, "missing_rate")
+    check_rate(rate, "missing_rate")
     b, m = batch.present.shape
     if b == 0 or m == 0:
         return batch
@@ -208,134 +200,3 @@ def drop_to_missing_rate(batch: MultimodalBatch, rate: float, generator: torch.G
         rescue[torch.arange(b), choice] = True
         present = present | (rescue & lost.unsqueeze(1))
     return batch.with_present(present.to(batch.device))
-
-
-class ModalityDropout:
-    """Train-time augmentation: drop each modality of each sample with probability ``p``.
-
-    Args:
-        p: one probability for every modality, or ``{name: p}`` (names not given: 0).
-        keep_at_least_one: never leave a sample with no modality (default ``True``); a sample
-            whose draw would remove all its modalities keeps every modality it had (the draw is
-            undone for that sample, unlike :func:`drop_samples`, which keeps one at random).
-
-    ``augment(batch, generator=None)`` returns the batch with the presence mask reduced.
-    """
-
-    def __init__(self, p: float | Mapping[str, float], keep_at_least_one: bool = True) -> None:
-        if isinstance(p, Mapping):
-            for k, v in p.items():
-                _check_rate(float(v), f"modality dropout p[{k!r}]")
-        else:
-            _check_rate(float(p), "modality dropout p")
-        self.p, self.keep_at_least_one = p, keep_at_least_one
-
-    def probabilities(self, modalities: Iterable[str]) -> Tensor:
-        mods = list(modalities)
-        if isinstance(self.p, Mapping):
-            return torch.tensor([float(self.p.get(m, 0.0)) for m in mods])
-        return torch.full((len(mods),), float(self.p))
-
-    def __call__(self, batch: MultimodalBatch, generator: torch.Generator | None = None) -> MultimodalBatch:
-        probs = self.probabilities(batch.modalities)
-        if not bool((probs > 0).any()):
-            return batch
-        b, m = batch.present.shape
-        drop = torch.rand(b, m, generator=generator) < probs
-        present = batch.present.cpu() & ~drop
-        if self.keep_at_least_one:
-            lost = ~present.any(dim=1) & batch.present.cpu().any(dim=1)
-            present[lost] = batch.present.cpu()[lost]
-        return batch.with_present(present.to(batch.device))
-
-
-
-class MissingRateDropout:
-    """GCNet's train-time mask: :func:`drop_to_missing_rate` at one rate, fresh for every batch.
-
-    GCNet (zeroQiaoba/GCNet, ``train_gcnet.py``, ``--mask-type constant-<eta>``) trains one model
-    per missing rate ``eta`` with the same mask it tests with, drawn anew for each training,
-    validation and test batch, and reports the test score of the best validation epoch. To
-    reproduce a GCNet table cell, train with ``MissingRateDropout(eta)`` and evaluate the
-    ``missing_rate`` protocol at ``levels={"missing_rate": [eta]}``; a single model evaluated over
-    every rate is the MMIN-style reading (one model, all rates).
-
-    ``augment(batch, generator=None)`` returns the batch with the presence mask reduced.
-    """
-
-    def __init__(self, rate: float, tolerance: float = MISSING_RATE_TOLERANCE) -> None:
-        _check_rate(float(rate), "missing-rate dropout rate")
-        self.rate, self.tolerance = float(rate), float(tolerance)
-
-    def __repr__(self) -> str:
-        return f"MissingRateDropout(rate={self.rate})"
-
-    def __call__(self, batch: MultimodalBatch, generator: torch.Generator | None = None) -> MultimodalBatch:
-        if self.rate == 0.0:
-            return batch
-        return drop_to_missing_rate(batch, self.rate, generator, self.tolerance)
-
-
-class RandomRateFrameDropout:
-    """LNLN's train-time augmentation: frames dropped with a rate drawn per sample and modality.
-
-    LNLN (Zhang et al., "Towards Robust Multimodal Sentiment Analysis with Incomplete Data",
-    NeurIPS 2024, arXiv 2409.20012; code Haoyu-ha/LNLN, ``core/dataset.py``): for each modality,
-    every training sample gets a rate ``r ~ U(0, 1)``; a random half of the samples
-    (``int(N / 2)``, chosen without replacement, separately for each modality) gets ``r = 0``;
-    then each frame of that sample's sequence is kept when a fresh ``U(0, 1)`` draw exceeds
-    ``r``. Here, per call (one training batch of ``B`` samples), for each sequence modality in
-    batch order, from ``generator`` (CPU): ``rate = rand(B) * max_rate``; ``randperm(B)[:k]``
-    with ``k = int(B * complete_fraction)`` get rate 0; ``keep = rand(B, T) >= rate`` (a frame is
-    never dropped at rate 0); the result is ANDed with the batch's frame mask. With
-    ``same_complete_samples`` one ``randperm(B)[:k]`` is drawn first and the same samples are
-    complete in every modality (a reading of "half of the samples kept complete"; LNLN's code
-    picks the half per modality).
-
-    Differences from LNLN's code, on purpose: LNLN redraws the rates and halves once per epoch
-    over the whole training set (when its loader fetches index 0), reseeds NumPy with a fixed
-    seed before each modality's frame draws (so the frame draws repeat across epochs and
-    modalities of the same length), keeps BERT's [CLS]/[SEP] tokens, writes UNK (id 100) into
-    dropped text tokens and zeros into dropped audio/vision frames, and trains on the complete
-    and the dropped inputs together. Here only the frame mask changes (a sequence left with no
-    observed frame marks the modality absent, as :meth:`MultimodalBatch.with_frame_masks` does),
-    and every batch gets fresh draws.
-
-    Utterance-level modalities (``[B, D]``) are left as they are; a batch with no sequence
-    modality is refused (``ValueError``): there are no frames to drop.
-
-    Args:
-        max_rate: rates are drawn from ``U(0, max_rate)`` (LNLN: 1.0).
-        complete_fraction: fraction of the batch whose frames of a modality are all kept (LNLN: 0.5).
-        same_complete_samples: the complete samples are the same for every modality.
-    """
-
-    def __init__(self, max_rate: float = 1.0, complete_fraction: float = 0.5,
-                 same_complete_samples: bool = False) -> None:
-        _check_rate(float(max_rate), "random-rate frame dropout max_rate")
-        _check_rate(float(complete_fraction), "random-rate frame dropout complete_fraction")
-        self.max_rate, self.complete_fraction = float(max_rate), float(complete_fraction)
-        self.same_complete_samples = bool(same_complete_samples)
-
-    def __repr__(self) -> str:
-        return (f"RandomRateFrameDropout(max_rate={self.max_rate}, complete_fraction={self.complete_fraction}, "
-                f"same_complete_samples={self.same_complete_samples})")
-
-    def __call__(self, batch: MultimodalBatch, generator: torch.Generator | None = None) -> MultimodalBatch:
-        seq = [m for m in batch.modalities if batch.inputs[m].dim() >= 3]
-        if not seq:
-            shapes = {m: tuple(x.shape) for m, x in batch.inputs.items()}
-            raise ValueError(f"RandomRateFrameDropout drops frames of sequences, but every modality of the batch is "
-                             f"utterance-level (one vector per sample; shapes {shapes}); use ModalityDropout")
-        b = batch.present.shape[0]
-        k = int(b * self.complete_fraction)
-        shared = torch.randperm(b, generator=generator)[:k] if self.same_complete_samples else None
-        new = {}
-        for m in seq:
-            rate = torch.rand(b, generator=generator) * self.max_rate
-            complete = shared if shared is not None else torch.randperm(b, generator=generator)[:k]
-            rate[complete] = 0.0
-            keep = torch.rand(batch.inputs[m].shape[:2], generator=generator) >= rate.unsqueeze(1)
-            old = batch.frame_mask(m)
-            new[m] = keep.to(batch.device) if old is None else (old & keep.to(old.device))
-        return batch.with_frame_masks(new)

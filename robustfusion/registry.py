@@ -35,6 +35,19 @@ class Registry(Generic[T]):
 
         return deco
 
+    def add(self, name: str, entry: T) -> T:
+        """Register a ready-made ``entry`` (not a builder) under ``name``; returns it."""
+        if name in self._builders and self._builders[name] is not entry:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._builders[name] = entry  # type: ignore[assignment]
+        return entry
+
+    def remove(self, name: str) -> None:
+        """Forget ``name`` (``KeyError`` if it is not registered); for tests and plug-ins."""
+        if name not in self._builders:
+            raise KeyError(f"unknown {self.kind} {name!r}; registered: {sorted(self._builders)}")
+        del self._builders[name]
+
     def get(self, name: str) -> Callable[..., T]:
         try:
             return self._builders[name]
@@ -49,7 +62,12 @@ class Registry(Generic[T]):
         return self.get(name)(**kwargs)
 
     def names(self) -> list[str]:
+        """Registered names, sorted."""
         return sorted(self._builders)
+
+    def ordered(self) -> list[str]:
+        """Registered names in registration order."""
+        return list(self._builders)
 
     def __contains__(self, name: object) -> bool:
         return name in self._builders

@@ -7,7 +7,7 @@ What the evaluator (:mod:`robustfusion.robustness`) writes and the reports
 dataset    dataset name
 model      model name (:data:`ORACLE` for the synthetic benchmark's Bayes-optimal predictor)
 seed       the evaluation seed (int)
-protocol   ``"subsets"``, ``"sample_rate"``, ``"frame_rate"`` or ``"missing_rate"``
+protocol   a name from :func:`robustfusion.protocols.protocol_names`
 level      sweeps: the rate as a float rounded to 6 digits; ``subsets``: ``None`` (empty in
            CSV); summary rows: :data:`AUILC_LEVEL`, :data:`RELATIVE_LEVEL` or
            :data:`MEAN_LEVEL` (``frame_rate`` only)
@@ -28,11 +28,19 @@ import csv
 import math
 from collections.abc import Iterable
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
 from robustfusion.io import atomic_write
+from robustfusion.protocols import (
+    DEFAULT_LEVELS,
+    MISSING_RATE_LEVELS,
+    SWEEP_SUBSET,
+    get_protocol,
+    sweep_protocols,
+)
 
 __all__ = [
     "AGG_FIELDS",
@@ -60,8 +68,6 @@ ROW_FIELDS = ("dataset", "model", "seed", "protocol", "level", "subset", "split"
 #: Fields that identify one number across seeds (everything but seed and value).
 GROUP_FIELDS = ("dataset", "model", "protocol", "level", "subset", "split", "metric")
 AGG_FIELDS = GROUP_FIELDS + ("mean", "std", "n")
-#: The sweep rates 0.0, 0.1, ..., 1.0 (normalised as :func:`normalise_level` does).
-DEFAULT_LEVELS = tuple(round(0.1 * i, 6) for i in range(11))
 #: Level of the summary rows: area under the metric-vs-level curve.
 AUILC_LEVEL = "auilc"
 #: Level of the summary rows: relative robustness (AUILC / (metric at 0.0 x level range)).
@@ -75,13 +81,11 @@ MEAN_LEVEL = "mean_0-0.9"
 MEAN_LEVELS = tuple(round(0.1 * i, 6) for i in range(10))
 #: Summary levels in the order tables show them, after the numeric levels.
 SUMMARY_LEVELS = (AUILC_LEVEL, RELATIVE_LEVEL, MEAN_LEVEL)
-#: ``subset`` of every sweep row (all modalities are candidates for dropping).
-SWEEP_SUBSET = "all"
-SWEEP_PROTOCOLS = ("sample_rate", "frame_rate", "missing_rate")
-#: ``missing_rate`` rates 0.0, 0.1, ..., 0.7 (GCNet's, three modalities, at least one kept).
-MISSING_RATE_LEVELS = tuple(round(0.1 * i, 6) for i in range(8))
-#: Default rates of each sweep protocol.
-PROTOCOL_LEVELS = {"sample_rate": DEFAULT_LEVELS, "frame_rate": DEFAULT_LEVELS, "missing_rate": MISSING_RATE_LEVELS}
+#: The built-in sweep protocols and their default rates, as the registry in
+#: :mod:`robustfusion.protocols` holds them when this module is imported (read
+#: :func:`robustfusion.protocols.get_protocol` for protocols registered later).
+SWEEP_PROTOCOLS = sweep_protocols()
+PROTOCOL_LEVELS = MappingProxyType({p: get_protocol(p).default_levels for p in SWEEP_PROTOCOLS})
 #: Model name of the synthetic benchmark's Bayes-optimal predictor (the reference row).
 ORACLE = "oracle"
 

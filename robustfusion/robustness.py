@@ -56,30 +56,22 @@ import torch
 from torch import Tensor
 
 from robustfusion.batch import MultimodalBatch
-from robustfusion.dropping import (
-    DEFAULT_PROTOCOLS,
-    PROTOCOLS,
-    all_subsets,
-    drop_frames,
-    drop_samples,
-    drop_to_missing_rate,
-    keep_subset,
-    protocol_generator,
-    subset_name,
-)
 from robustfusion.metrics import compute_metrics
+from robustfusion.protocols import (
+    SUBSETS,
+    SWEEP_SUBSET,
+    default_protocols,
+    get_protocol,
+    protocol_names,
+)
 from robustfusion.results import (
     AUILC_LEVEL,
     MEAN_LEVEL,
     MEAN_LEVELS,
-    PROTOCOL_LEVELS,
     RELATIVE_LEVEL,
     ROW_FIELDS,
-    SWEEP_PROTOCOLS,
-    SWEEP_SUBSET,
     normalise_level,
 )
-
 from robustfusion.uncertainty_scores import uncertainty_metrics
 
 __all__ = ["auilc", "evaluate", "evaluate_many", "metric_options", "relative_robustness", "summary_rows"]
@@ -98,16 +90,17 @@ def _check_levels(levels: Iterable[float]) -> list[float]:
 
 def _levels_per_protocol(levels, protocols: Sequence[str]) -> dict[str, list[float]]:
     """``{sweep protocol: sorted rates}``: ``None`` gives each protocol its default
-    (:data:`~robustfusion.results.PROTOCOL_LEVELS`), a sequence applies to every sweep, a
+    (:attr:`~robustfusion.protocols.Protocol.default_levels`), a sequence applies to every sweep, a
     mapping names the rates per protocol (the others keep their default)."""
-    sweeps = [p for p in protocols if p in SWEEP_PROTOCOLS]
+    sweeps = [p for p in protocols if get_protocol(p).is_sweep]
     if isinstance(levels, Mapping):
-        unknown = sorted(set(levels) - set(SWEEP_PROTOCOLS))
+        known = [p for p in protocol_names() if get_protocol(p).is_sweep]
+        unknown = sorted(set(levels) - set(known))
         if unknown:
-            raise ValueError(f"levels: keys {unknown} are not sweep protocols; expected some of {SWEEP_PROTOCOLS}")
-        return {p: _check_levels(levels[p] if p in levels else PROTOCOL_LEVELS[p]) for p in sweeps}
+            raise ValueError(f"levels: keys {unknown} are not sweep protocols; expected some of {tuple(known)}")
+        return {p: _check_levels(levels[p] if p in levels else get_protocol(p).default_levels) for p in sweeps}
     if levels is None:
-        return {p: _check_levels(PROTOCOL_LEVELS[p]) for p in sweeps}
+        return {p: _check_levels(get_protocol(p).default_levels) for p in sweeps}
     if isinstance(levels, (str, bytes)) or not isinstance(levels, Iterable):
         raise TypeError(f"levels: expected a sequence of rates or {{protocol: rates}}, found {levels!r}")
     levels = list(levels)
@@ -167,25 +160,87 @@ def _metric_fn(task: str, metrics, **kwargs) -> Callable[[Tensor, Tensor], dict[
     return fn
 
 
-def _check_has_frames(dataset, name: str) -> None:
-    """``frame_rate`` drops frames of sequence modalities; on utterance-level data (every
-    modality ``[N, D]``) it would drop nothing and report a flat curve, so it is refused."""
+def _check_has_frames(dataset, name: str, protocols: Sequence[str]) -> None:
+    """A protocol that drops frames of sequence modalities (``frame_rate``) would drop nothing on
+    utterance-level data (every modality ``[N, D]``) and report a flat curve, so it is refused."""
+    framed = [p for p in protocols if get_protocol(p).needs_frames]
     features = getattr(dataset, "features", None)
-    if not isinstance(features, dict) or not features:
+    if not framed or not isinstance(features, dict) or not features:
         return
     shapes = {m: tuple(x.shape[1:]) for m, x in features.items()}
     if all(x.dim() < 3 for x in features.values()):
-        raise ValueError(f"protocols: 'frame_rate' drops frames of sequences, but dataset {name!r} is utterance-level "
+        others = ",".join(p for p in default_protocols() if not get_protocol(p).needs_frames)
+        raise ValueError(f"protocols: {framed[0]!r} drops frames of sequences, but dataset {name!r} is utterance-level "
                          f"(one vector per sample; feature shapes {shapes}): its curve would be flat. Leave it out "
-                         "(eval.protocols=[subsets,sample_rate])")
+                         f"(eval.protocols=[{others}])")
 
 
-def evaluate(predictor, dataset, *, protocols: Sequence[str] = DEFAULT_PROTOCOLS,
+def _check_protocols(protocols: Sequence[str] | None) -> list[str]:
+    protocols = list(default_protocols() if protocols is None else protocols)
+    bad = [p for p in protocols if p not in protocol_names()]
+    if bad or not protocols:
+        raise ValueError(f"protocols: expected a non-empty selection of {protocol_names()}, found {protocols}")
+    return protocols
+
+
+def _check_predictor(predictor, batch_size: int, reuse_latents: bool | None) -> bool:
+    """Refuse a predictor without ``predict`` (or without the latent hooks when reuse is forced);
+    returns whether latents are reused."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected >= 1, found {batch_size}")
+    if not hasattr(predictor, "predict"):
+        raise ValueError(f"predictor: expected an object with predict(batch) -> [B, K], found {type(predictor).__name__}")
+    if reuse_latents is None:
+        reuse_latents = bool(getattr(predictor, "supports_latent_reuse", False))
+    if reuse_latents and not (hasattr(predictor, "encode") and hasattr(predictor, "predict_from_latents")):
+        raise ValueError(f"reuse_latents=True needs encode() and predict_from_latents(); "
+                         f"{type(predictor).__name__} lacks them")
+    return reuse_latents
+
+
+def _predict_conditions(predictor, dataset, conditions: list[tuple[str, float | None, str]], *, seed: int,
+                        batch_size: int, device, keep_at_least_one: bool, reuse_latents: bool,
+                        keep_present: bool = False) -> tuple[dict[tuple, Tensor], Tensor, dict[tuple, Tensor]]:
+    """``({(protocol, level, subset): [N, K] predictions}, targets, {condition: [N, M] presence})``
+    over the dataset's batches in their fixed order, one dropper (and generator stream) per
+    condition; the presence masks (as the predictor saw them) only with ``keep_present``."""
+    droppers = {c: get_protocol(c[0]).make_dropper(seed, c[1], c[2], list(dataset.modalities), keep_at_least_one)
+                for c in conditions}
+    reusable = {c: reuse_latents and get_protocol(c[0]).reuses_latents for c in conditions}
+    preds: dict[tuple, list[Tensor]] = defaultdict(list)
+    present: dict[tuple, list[Tensor]] = defaultdict(list)
+    targets: list[Tensor] = []
+    was_training = bool(getattr(predictor, "training", False))
+    if isinstance(predictor, torch.nn.Module):
+        predictor.to(device)
+        predictor.eval()
+    try:
+        with torch.no_grad():
+            for batch in dataset.batches(batch_size):
+                batch = batch.to(device)
+                targets.append(batch.targets.cpu())
+                clean = batch.replace(targets=None)
+                cache = predictor.encode(clean) if any(reusable.values()) else None
+                for c in conditions:
+                    dropped = droppers[c](clean)
+                    preds[c].append(_predict(predictor, dropped, cache if reusable[c] else None))
+                    if keep_present:
+                        present[c].append(_model_present(predictor, dropped).cpu())
+    finally:
+        if isinstance(predictor, torch.nn.Module):
+            predictor.train(was_training)
+    if not targets:
+        return {}, torch.empty(0), {}
+    return ({c: torch.cat(v) for c, v in preds.items()}, torch.cat(targets),
+            {c: torch.cat(v) for c, v in present.items()})
+
+
+def evaluate(predictor, dataset, *, protocols: Sequence[str] | None = None,
              levels: Sequence[float] | Mapping[str, Sequence[float]] | None = None, seed: int = 0, batch_size: int = 256,
              dataset_name: str | None = None, model_name: str | None = None, split: str = "test",
              keep_at_least_one: bool = False, device: str | torch.device = "cpu",
              metrics: Sequence[str] | Callable | None = None, reuse_latents: bool | None = None,
-             summaries: bool = True, uncertainty=None, predictions: dict | None = None) -> list[dict]:
+             summaries: bool = True, predictions: dict | None = None) -> list[dict]:
     """Evaluate ``predictor`` on ``dataset`` under the robustness protocols.
 
     Args:
@@ -193,12 +248,13 @@ def evaluate(predictor, dataset, *, protocols: Sequence[str] = DEFAULT_PROTOCOLS
             ``predict(batch) -> [B, K]`` (e.g. the synthetic benchmark's oracle).
         dataset: a :class:`robustfusion.data.MultimodalDataset` (``.task``, ``.modalities``,
             ``.batches()``, ``.name``).
-        protocols: any of ``"subsets"``, ``"sample_rate"``, ``"frame_rate"``, ``"missing_rate"``
-            (default: the first three). ``"frame_rate"`` is refused (``ValueError``) on
+        protocols: names from :func:`robustfusion.protocols.protocol_names` (default:
+            :func:`~robustfusion.protocols.default_protocols`, every protocol but ``missing_rate``).
+            A protocol that drops frames (``frame_rate``) is refused (``ValueError``) on
             utterance-level data, where every modality is ``[N, D]``: there are no frames to drop
             and its curve would be flat.
         levels: rates for the sweeps: ``None`` (default) gives each protocol its own
-            (:data:`~robustfusion.results.PROTOCOL_LEVELS`: 0.0, 0.1, ..., 1.0 for
+            (:attr:`~robustfusion.protocols.Protocol.default_levels`: 0.0, 0.1, ..., 1.0 for
             ``sample_rate`` and ``frame_rate``, 0.0, ..., 0.7 for ``missing_rate``); a sequence
             applies to every sweep; ``{protocol: rates}`` sets some (the others keep their default).
         seed: seeds the drop generators (one per ``(seed, protocol, level)``).
@@ -211,100 +267,43 @@ def evaluate(predictor, dataset, *, protocols: Sequence[str] = DEFAULT_PROTOCOLS
         device: where batches go; an ``nn.Module`` predictor is moved there too.
         metrics: ``None`` (all metrics of the task), a list of metric names, or a callable
             ``(preds [N, K], targets) -> {name: value}``.
-        reuse_latents: ``None`` (auto): when ``type(predictor).supports_latent_reuse`` is true,
-            encode each batch once (``encode``) and predict the ``subsets``, ``sample_rate`` and
-            ``missing_rate`` conditions with ``predict_from_latents`` (the per-modality latents do not depend on
-            which modalities are present); ``False`` forces one full pass per condition.
+        reuse_latents: ``None`` (auto): when ``predictor.supports_latent_reuse`` is true,
+            encode each batch once (``encode``) and predict the conditions of every protocol with
+            :attr:`~robustfusion.protocols.Protocol.reuses_latents` (all but ``frame_rate``) with
+            ``predict_from_latents`` (the per-modality latents do not depend on which modalities
+            are present); ``False`` forces one full pass per condition.
         summaries: append the AUILC / relative-robustness rows and ``frame_rate``'s mean over
             0.0..0.9 (:func:`summary_rows`).
-        uncertainty: a calibrator (:mod:`robustfusion.uncertainty.calibrators`, e.g. a run's
-            ``uncertainty.json``): adds its interval / probability / set metrics to every condition
-            and a ``VRR`` row under ``subsets`` (:mod:`robustfusion.uncertainty_scores`).
         predictions: a dict to receive the ``[N, K]`` CPU predictions of every condition, keyed
             ``(protocol, level, subset)`` (what :mod:`robustfusion.comparisons` resamples).
+
+    A predictor whose calibrators add intervals, probabilities or sets
+    (:class:`~robustfusion.calibration.CalibratedModel`, ``gives_uncertainty``) also gets their
+    metrics on every condition and a ``VRR`` row under ``subsets``
+    (:mod:`robustfusion.uncertainty_scores`).
 
     Returns:
         Long-format rows (see the module docstring), in a fixed order.
     """
-    protocols = list(protocols)
-    bad = [p for p in protocols if p not in PROTOCOLS]
-    if bad or not protocols:
-        raise ValueError(f"protocols: expected a non-empty selection of {PROTOCOLS}, found {protocols}")
+    protocols = _check_protocols(protocols)
     levels_of = _levels_per_protocol(levels, protocols)
-    if "frame_rate" in protocols:
-        _check_has_frames(dataset, dataset_name or getattr(dataset, "name", "dataset"))
-    task = dataset.task
-    metric_fn = _metric_fn(task, metrics, **metric_options(dataset))
     dataset_name = dataset_name or getattr(dataset, "name", "dataset")
+    _check_has_frames(dataset, dataset_name, protocols)
+    metric_fn = _metric_fn(dataset.task, metrics, **metric_options(dataset))
     model_name = model_name or getattr(predictor, "registry_name", None) or type(predictor).__name__
-    if batch_size < 1:
-        raise ValueError(f"batch_size: expected >= 1, found {batch_size}")
-    if not hasattr(predictor, "predict"):
-        raise ValueError(f"predictor: expected an object with predict(batch) -> [B, K], found {type(predictor).__name__}")
-    if isinstance(predictor, torch.nn.Module):
-        predictor.to(device)
-    if reuse_latents is None:
-        reuse_latents = bool(getattr(type(predictor), "supports_latent_reuse", False))
-    if reuse_latents and not (hasattr(predictor, "encode") and hasattr(predictor, "predict_from_latents")):
-        raise ValueError(f"reuse_latents=True needs encode() and predict_from_latents(); "
-                         f"{type(predictor).__name__} lacks them")
-
-    # conditions in output order: (protocol, level, subset label)
-    subsets = all_subsets(dataset.modalities)
-    subset_of = {subset_name(s): s for s in subsets}
-    conditions: list[tuple[str, float | None, str]] = []
-    for p in protocols:
-        if p == "subsets":
-            conditions += [(p, None, subset_name(s)) for s in subsets]
-        else:
-            conditions += [(p, lv, SWEEP_SUBSET) for lv in levels_of[p]]
-    sample_gens = {lv: protocol_generator(seed, "sample_rate", lv) for lv in levels_of.get("sample_rate", [])}
-    frame_gens = {lv: {m: protocol_generator(seed, "frame_rate", lv, m) for m in dataset.modalities}
-                  for lv in levels_of.get("frame_rate", [])}
-    missing_gens = {lv: protocol_generator(seed, "missing_rate", lv) for lv in levels_of.get("missing_rate", [])}
-    preds: dict[tuple, list[Tensor]] = defaultdict(list)
-    presents: dict[tuple, list[Tensor]] = defaultdict(list)
-    presence_only: set[tuple] = set()
-    targets: list[Tensor] = []
-
-    was_training = bool(getattr(predictor, "training", False))
-    if isinstance(predictor, torch.nn.Module):
-        predictor.eval()
-    try:
-        with torch.no_grad():
-            for batch in dataset.batches(batch_size):
-                batch = batch.to(device)
-                targets.append(batch.targets.cpu())
-                clean = batch.replace(targets=None)
-                cache = predictor.encode(clean) if reuse_latents and (
-                    "subsets" in protocols or "sample_rate" in protocols or "missing_rate" in protocols) else None
-
-                for p, lv, sub in conditions:
-                    if p == "subsets":
-                        dropped, reusable = keep_subset(clean, subset_of[sub]), True
-                    elif p == "sample_rate":
-                        dropped, reusable = drop_samples(clean, lv, sample_gens[lv], keep_at_least_one), True
-                    elif p == "missing_rate":
-                        dropped, reusable = drop_to_missing_rate(clean, lv, missing_gens[lv]), True
-                    else:
-                        dropped, reusable = drop_frames(clean, lv, frame_gens[lv]), False
-                    preds[(p, lv, sub)].append(_predict(predictor, dropped, cache if reusable else None))
-                    if uncertainty is not None:
-                        presents[(p, lv, sub)].append(_model_present(predictor, dropped).cpu())
-                        if reusable:
-                            presence_only.add((p, lv, sub))
-    finally:
-        if isinstance(predictor, torch.nn.Module):
-            predictor.train(was_training)
-
-    if not targets:
+    reuse_latents = _check_predictor(predictor, batch_size, reuse_latents)
+    conditions = [(p, lv, sub) for p in protocols
+                  for lv, sub in get_protocol(p).conditions(dataset.modalities, levels_of.get(p, ()))]
+    uncertain = bool(getattr(predictor, "gives_uncertainty", False))
+    preds, y, present = _predict_conditions(predictor, dataset, conditions, seed=seed, batch_size=batch_size,
+                                            device=device, keep_at_least_one=keep_at_least_one,
+                                            reuse_latents=reuse_latents, keep_present=uncertain)
+    if not preds:
         raise ValueError(f"dataset {dataset_name!r}: expected at least one sample, found none")
-    y = torch.cat(targets)
-    cat = {c: torch.cat(v) for c, v in preds.items()}
     if predictions is not None:
-        predictions.update(cat)
-    extra, vrr = ({}, None) if uncertainty is None else uncertainty_metrics(
-        uncertainty, cat, {c: torch.cat(v) for c, v in presents.items()}, y, presence_only)
+        predictions.update(preds)
+    extra, vrr = ({}, None) if not uncertain else uncertainty_metrics(
+        predictor, preds, present, y, [c for c in conditions if get_protocol(c[0]).reuses_latents])
     rows: list[dict] = []
 
     def row(p: str, lv, sub: str, metric: str, value: float) -> dict:
@@ -312,10 +311,10 @@ def evaluate(predictor, dataset, *, protocols: Sequence[str] = DEFAULT_PROTOCOLS
                 "subset": sub, "split": split, "metric": metric, "value": float(value)}
 
     for p, lv, sub in conditions:
-        values = {**metric_fn(cat[(p, lv, sub)], y), **extra.get((p, lv, sub), {})}
+        values = {**metric_fn(preds[(p, lv, sub)], y), **extra.get((p, lv, sub), {})}
         rows += [row(p, lv, sub, metric, value) for metric, value in values.items()]
     if vrr is not None:
-        rows.append(row("subsets", None, SWEEP_SUBSET, "VRR", vrr))
+        rows.append(row(SUBSETS, None, SWEEP_SUBSET, "VRR", vrr))
     if summaries:
         rows += summary_rows(rows)
     return rows
@@ -379,7 +378,7 @@ def summary_rows(rows: Iterable[dict]) -> list[dict]:
     curves: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
     for r in rows:
         lv = normalise_level(r["level"])
-        if r["protocol"] in SWEEP_PROTOCOLS and isinstance(lv, float):
+        if r["protocol"] in protocol_names() and get_protocol(r["protocol"]).is_sweep and isinstance(lv, float):
             key = (r["dataset"], r["model"], r["seed"], r["split"], r["protocol"], r["subset"], r["metric"])
             curves[key].append((lv, float(r["value"])))
     out, means = [], []
@@ -395,6 +394,6 @@ def summary_rows(rows: Iterable[dict]) -> list[dict]:
         out.append({**base, "level": AUILC_LEVEL, "value": auilc(x, y)})
         out.append({**base, "level": RELATIVE_LEVEL, "value": relative_robustness(x, y)})
         at = dict(pts)
-        if protocol == "frame_rate" and all(lv in at for lv in MEAN_LEVELS):
+        if get_protocol(protocol).mean_summary and all(lv in at for lv in MEAN_LEVELS):
             means.append({**base, "level": MEAN_LEVEL, "value": float(np.mean([at[lv] for lv in MEAN_LEVELS]))})
     return [{k: r[k] for k in ROW_FIELDS} for r in out + means]

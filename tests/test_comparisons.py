@@ -21,7 +21,7 @@ def _data(seed=0, n_groups=20, per=10):
         return scale * (2 * rng.normal(size=n_groups)[groups] + rng.normal(size=len(y)))
 
     def model(scale, slope, seeds):
-        return {s: {**{("subsets", None, "text"): (y + noise(scale))[:, None]},
+        return {s: {("subsets", None, "text"): (y + noise(scale))[:, None],
                     **{("sample_rate", lv, "all"): (y + noise(scale + slope * lv))[:, None] for lv in LEVELS}}
                 for s in seeds}
 

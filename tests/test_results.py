@@ -65,7 +65,7 @@ def test_default_levels_are_the_eleven_rates():
     from robustfusion.runner.config import (
         EvalConfig,  # the run config's default sweep is the same grid
     )
-    assert EvalConfig().levels == list(DEFAULT_LEVELS)
+    assert EvalConfig().levels["sample_rate"] == EvalConfig().levels["frame_rate"] == list(DEFAULT_LEVELS)
 
 
 # ---------------------------------------------------------------------------- aggregate

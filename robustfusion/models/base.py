@@ -11,7 +11,6 @@ from torch import Tensor, nn
 from robustfusion.batch import MultimodalBatch
 from robustfusion.losses.supervised import supervised_loss
 from robustfusion.models.output import ModelOutput
-from robustfusion.presence_readout import PresenceReadout
 from robustfusion.tasks import TASKS
 
 __all__ = ["MultimodalModel", "check_modality_names", "target_fallback"]
@@ -73,9 +72,8 @@ class MultimodalModel(nn.Module):
     (regression) or the training-set log class frequencies (classification) with
     :meth:`set_fallback`. Never NaN, never a crash.
 
-    Presence read-out: every prediction passes through ``readout``
-    (:class:`robustfusion.presence_readout.PresenceReadout`), one affine map per presence
-    pattern. It is the identity unless fitted after training (``train.calibrate_subsets``).
+    Post-hoc calibration (per presence pattern, fitted on validation) is not part of the model:
+    :class:`robustfusion.calibration.CalibratedModel` wraps a trained model's predictions.
 
     Class attribute ``supports_latent_reuse``: ``True`` when the latent of each modality does
     not depend on which other modalities are present, so an evaluator may encode once and
@@ -101,7 +99,6 @@ class MultimodalModel(nn.Module):
         self.modalities = tuple(self.modality_dims)
         self.task, self.num_outputs = task, int(num_outputs)
         self.register_buffer("fallback", torch.zeros(self.num_outputs))
-        self.readout = PresenceReadout(len(self.modalities), self.num_outputs)
         self.register_forward_pre_hook(_cast_features_hook)
 
     def set_fallback(self, value: Tensor | float) -> None:
@@ -139,9 +136,7 @@ class MultimodalModel(nn.Module):
         return torch.stack([batch.present_mask(m) for m in self.modalities], dim=1)
 
     def apply_fallback(self, prediction: Tensor, present: Tensor) -> Tensor:
-        """The final prediction: ``readout`` (per presence pattern, identity unless fitted), and
-        ``fallback`` for samples with no modality present."""
-        prediction = self.readout(prediction, present)
+        """The final prediction: ``fallback`` for samples with no modality present."""
         none = ~present.any(dim=1, keepdim=True)
         return torch.where(none, self.fallback.to(prediction.dtype).expand_as(prediction), prediction)
 

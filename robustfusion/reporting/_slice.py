@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
+from robustfusion.protocols import get_protocol, protocol_label, protocol_names
 from robustfusion.results import (
     AUILC_LEVEL,
     MEAN_LEVEL,
@@ -18,12 +20,9 @@ from robustfusion.results import (
 
 __all__ = ["METRIC_LABELS", "PROTOCOL_LABELS", "Slice", "column_label", "select"]
 
-PROTOCOL_LABELS = {
-    "subsets": "modality subset",
-    "sample_rate": "modality drop rate (per sample and modality)",
-    "frame_rate": "frame drop rate (per frame of each sequence)",
-    "missing_rate": "modality missing rate, at least one kept (per sample and modality)",
-}
+#: Axis / table label of each built-in protocol (its :class:`~robustfusion.protocols.Protocol`
+#: entry's ``label``; :func:`~robustfusion.protocols.protocol_label` for any protocol).
+PROTOCOL_LABELS = MappingProxyType({p: protocol_label(p) for p in protocol_names()})
 #: Axis labels with units; the key is the metric name in the rows.
 METRIC_LABELS = {
     "Has0_acc_2": "Acc-2, negative/non-negative (fraction)",
@@ -103,7 +102,7 @@ def select(rows: Iterable[dict], protocol: str, metric: str, *, dataset: str | N
         have = sorted({(r["protocol"], r["metric"]) for r in agg if r["dataset"] == dataset})
         raise ValueError(f"no rows for protocol={protocol!r}, metric={metric!r} on {dataset!r}/{split!r}; "
                          f"found (protocol, metric) pairs {have[:20]}")
-    if protocol == "subsets":
+    if protocol in protocol_names() and not get_protocol(protocol).is_sweep:
         seen: list[str] = []
         for r in sel:
             if r["subset"] not in seen:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from robustfusion.protocols import SUBSETS
 from robustfusion.reporting._slice import column_label
 
 __all__ = ["comparison_markdown", "format_delta"]
@@ -36,19 +37,19 @@ def comparison_markdown(rows: Iterable[dict], metrics: Sequence[str], digits: in
     rows = list(rows)
     if not rows:
         return ""
-    refs = sorted({r["reference"] for r in rows if r["protocol"] == "subsets"})
+    refs = sorted({r["reference"] for r in rows if r["protocol"] == SUBSETS})
     md = ["## Differences with 95% intervals", "",
-          f"Model minus reference ({', '.join(refs) or 'see the rows'}); the interval resamples whole groups "
-          "(videos, dialogues) and seeds; `*` = the interval excludes 0. Effective robustness is measured "
-          "against late fusion.", ""]
+          (f"Model minus reference ({', '.join(refs) or 'see the rows'}); the interval resamples whole groups "
+           "(videos, dialogues) and seeds; `*` = the interval excludes 0. Effective robustness is measured "
+           "against late fusion."), ""]
     for metric in metrics:
         here = [r for r in rows if r["metric"] == metric]
-        subs = [r for r in here if r["protocol"] == "subsets"]
+        subs = [r for r in here if r["protocol"] == SUBSETS]
         if subs:
             md += [f"### {metric}: modality subset", ""]
             md += _table(subs, "subset", list(dict.fromkeys(r["subset"] for r in subs)), str, digits)
         summ = [{**r, "key": f"{r['protocol']} {column_label(r['level'])}"} for r in here
-                if r["protocol"] != "subsets" and isinstance(r["level"], str)]
+                if r["protocol"] != SUBSETS and isinstance(r["level"], str)]
         if summ:
             md += [f"### {metric}: sweep summaries", ""]
             md += _table(summ, "key", list(dict.fromkeys(r["key"] for r in summ)), str, digits)

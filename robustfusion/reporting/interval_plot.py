@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from robustfusion.protocols import SUBSETS
 from robustfusion.reporting.plots import FORMATS, _figure, _save
 from robustfusion.results import aggregate
 
@@ -27,11 +28,11 @@ def plot_intervals(rows: Iterable[dict], path: str | Path, *, nominal: float = 0
     Raises:
         ValueError: no ``subsets`` row carries ``PI_width`` and ``PI_coverage``.
     """
-    agg = [r for r in aggregate(r for r in rows if r["protocol"] == "subsets"
+    agg = [r for r in aggregate(r for r in rows if r["protocol"] == SUBSETS
                                 and r["metric"] in ("PI_width", "PI_coverage"))]
     if not agg:
         raise ValueError("plot_intervals: expected subsets rows with PI_width and PI_coverage, found none "
-                         "(train with train.calibrate_uncertainty=true)")
+                         "(train with train.calibrators=[{name: conformal_intervals}])")
     models = list(dict.fromkeys(r["model"] for r in agg))
     subsets = list(dict.fromkeys(r["subset"] for r in agg))
     value = {(r["model"], r["subset"], r["metric"]): r["mean"] for r in agg}

@@ -14,7 +14,14 @@ from pathlib import Path
 
 from robustfusion.io import atomic_write
 from robustfusion.metrics import metric_direction
-from robustfusion.reporting._slice import METRIC_LABELS, PROTOCOL_LABELS, select
+from robustfusion.protocols import (
+    SUBSETS,
+    get_protocol,
+    protocol_label,
+    protocol_names,
+    sweep_protocols,
+)
+from robustfusion.reporting._slice import METRIC_LABELS, select
 from robustfusion.results import AUILC_LEVEL, ORACLE, write_rows_csv
 
 __all__ = ["plot_subsets", "plot_sweep"]
@@ -59,7 +66,7 @@ def plot_sweep(rows: Iterable[dict], protocol: str, metric: str, path: str | Pat
 
     Args:
         rows: raw or aggregated long-format rows.
-        protocol: ``"sample_rate"``, ``"frame_rate"`` or ``"missing_rate"``.
+        protocol: a sweep protocol (:func:`robustfusion.protocols.sweep_protocols`).
         metric: metric name.
         path: output stem (``.png``/``.pdf`` suffix optional); writes ``stem.png``,
             ``stem.pdf`` and ``stem.csv`` (the aggregated rows drawn).
@@ -67,9 +74,9 @@ def plot_sweep(rows: Iterable[dict], protocol: str, metric: str, path: str | Pat
     Returns:
         ``{"png": path, "pdf": path, "csv": path}``.
     """
-    if protocol == "subsets":
-        raise ValueError("plot_sweep: expected a sweep protocol ('sample_rate', 'frame_rate' or 'missing_rate'), "
-                         "found 'subsets'; use plot_subsets")
+    if protocol in protocol_names() and not get_protocol(protocol).is_sweep:
+        raise ValueError(f"plot_sweep: expected a sweep protocol {sweep_protocols()}, found {protocol!r}; "
+                         "use plot_subsets")
     sl = select(rows, protocol, metric, dataset=dataset, split=split, include_summary=True)
     levels = [c for c in sl.columns if isinstance(c, float)]
     if not levels:
@@ -92,13 +99,12 @@ def plot_sweep(rows: Iterable[dict], protocol: str, metric: str, path: str | Pat
         if any(v > 0 for v in s):
             ax.fill_between(x, [a - b for a, b in zip(y, s)], [a + b for a, b in zip(y, s)],
                             color=st["color"], alpha=0.15 if m != ORACLE else 0.08, linewidth=0)
-    ax.set_xlabel(PROTOCOL_LABELS.get(protocol, protocol))
+    ax.set_xlabel(protocol_label(protocol))
     arrow = "higher is better" if metric_direction(metric) == "max" else "lower is better"
     ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)}\n({arrow})")
     ax.set_xlim(min(levels), max(levels))
     ax.grid(True, alpha=0.3)
-    short = {"sample_rate": "modality drop rate", "frame_rate": "frame drop rate",
-             "missing_rate": "modality missing rate (one kept)"}.get(protocol, protocol)
+    short = get_protocol(protocol).short_label if protocol in protocol_names() else protocol
     ax.set_title(title or f"{sl.dataset} ({sl.split}): {metric} vs {short}", fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False,
               title="model (mean ± std over seeds)", title_fontsize=8)
@@ -110,7 +116,7 @@ def plot_subsets(rows: Iterable[dict], metric: str, path: str | Path, *, dataset
                  title: str | None = None) -> dict[str, Path]:
     """Grouped bars: one group per modality subset, one bar per model (error bar = std over
     seeds; oracle hatched grey, last). Writes ``stem.png``, ``stem.pdf``, ``stem.csv``."""
-    sl = select(rows, "subsets", metric, dataset=dataset, split=split)
+    sl = select(rows, SUBSETS, metric, dataset=dataset, split=split)
     n_models = len(sl.models)
     width = 0.8 / max(n_models, 1)
     fig, ax = _figure((max(6.4, 0.75 * len(sl.columns) * max(1, n_models) ** 0.5 + 2), 4.2))

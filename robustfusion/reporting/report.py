@@ -9,7 +9,7 @@ from typing import Any
 
 from robustfusion.io import atomic_write_text
 from robustfusion.metrics import REPORT_METRICS
-from robustfusion.reporting._slice import PROTOCOL_LABELS
+from robustfusion.protocols import SUBSETS, get_protocol, protocol_label, protocol_names
 from robustfusion.reporting.comparisons import comparison_markdown
 from robustfusion.reporting.interval_plot import plot_intervals
 from robustfusion.reporting.plots import plot_subsets, plot_sweep
@@ -83,7 +83,7 @@ def write_report(rows: Iterable[dict], out_dir: str | Path, metrics: Sequence[st
         here = [r for r in agg if r["dataset"] == ds and r["split"] == split]
         prefix = "" if len(pairs) == 1 else f"{_safe(ds)}_{_safe(split)}_"
         chosen = list(metrics) if metrics is not None else default_metrics(r["metric"] for r in here)
-        protocols = [p for p in ("subsets", "sample_rate", "frame_rate", "missing_rate")
+        protocols = [p for p in protocol_names()
                      if any(r["protocol"] == p for r in here)]
         md += [f"## {ds} ({split})", ""]
         tex += [f"% ===== {ds} ({split})", ""]
@@ -92,7 +92,7 @@ def write_report(rows: Iterable[dict], out_dir: str | Path, metrics: Sequence[st
                 if not any(r["protocol"] == p and r["metric"] == metric for r in here):
                     continue
                 kw = {"dataset": ds, "split": split, "digits": digits, "scale": scale}
-                md += [f"### {metric}: {PROTOCOL_LABELS[p]}", "", markdown_table(here, p, metric, **kw)]
+                md += [f"### {metric}: {protocol_label(p)}", "", markdown_table(here, p, metric, **kw)]
                 tex += [f"% {metric}: {p}", latex_table(here, p, metric, float_env=True, **kw)]
                 gap_here = [r for r in gap_agg if r["dataset"] == ds and r["split"] == split
                             and r["protocol"] == p and r["metric"] == f"gap/{metric}"]
@@ -101,12 +101,12 @@ def write_report(rows: Iterable[dict], out_dir: str | Path, metrics: Sequence[st
                            markdown_table(gap_here, p, f"gap/{metric}", **kw)]
                 if plots:
                     stem = out_dir / "plots" / f"{prefix}{p}_{_safe(metric)}"
-                    made = (plot_subsets(here, metric, stem, dataset=ds, split=split) if p == "subsets"
+                    made = (plot_subsets(here, metric, stem, dataset=ds, split=split) if not get_protocol(p).is_sweep
                             else plot_sweep(here, p, metric, stem, dataset=ds, split=split))
                     files += list(made.values())
                     pngs.append(made["png"])
                     md += [f"![{metric} {p}](plots/{made['png'].name})", ""]
-    if plots and any(r["protocol"] == "subsets" and r["metric"] == "PI_width" for r in agg):
+    if plots and any(r["protocol"] == SUBSETS and r["metric"] == "PI_width" for r in agg):
         made = plot_intervals(rows, out_dir / "plots" / "subsets_intervals")
         files += list(made.values())
         pngs.append(made["png"])

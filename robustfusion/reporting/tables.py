@@ -55,7 +55,7 @@ def markdown_table(rows: Iterable[dict], protocol: str, metric: str, *, dataset:
 
     Args:
         rows: long-format rows (aggregated over seeds here) or :func:`aggregate` output.
-        protocol: ``"subsets"``, ``"sample_rate"``, ``"frame_rate"`` or ``"missing_rate"``.
+        protocol: a name from :func:`robustfusion.protocols.protocol_names`.
         metric: metric name, e.g. ``"Has0_acc_2"``.
         dataset, split: which to show when the rows hold several.
         digits, scale: number format (``scale=100`` for percentages).

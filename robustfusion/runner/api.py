@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from robustfusion.calibration import CalibratedModel
 from robustfusion.data import MultimodalDataset, load_dataset
 from robustfusion.data.standardize import Standardizer
 from robustfusion.io import atomic_write_json, replace_dir
@@ -27,12 +28,8 @@ from robustfusion.reporting import write_report
 from robustfusion.results import ORACLE, read_rows_csv, write_rows_csv
 from robustfusion.robustness import evaluate
 from robustfusion.runner import distributed as ddp
-from robustfusion.runner.calibrate import (
-    calibrate_partial_fusion,
-    calibrate_presence_readout,
-    check_calibratable,
-    check_readout_task,
-)
+from robustfusion.runner.calibrate import calibrate_partial_fusion, check_calibratable
+from robustfusion.runner.calibrators import fit_run_calibrators, run_calibrators
 from robustfusion.runner.config import ConfigError, load_config
 from robustfusion.runner.fit import (
     check_monitor,
@@ -51,9 +48,7 @@ from robustfusion.runner.rundir import (
     read_run_config,
     repair_run_files,
 )
-from robustfusion.runner.uncertainty import fit_uncertainty
 from robustfusion.seeding import seed_everything
-from robustfusion.uncertainty_scores import load_calibrator
 
 __all__ = [
     "PreparedData",
@@ -83,7 +78,8 @@ class PreparedData:
 
 @dataclass
 class Run:
-    """A trained (or reloaded) run: its directory, resolved config, model (eval mode, CPU),
+    """A trained (or reloaded) run: its directory, resolved config, model (eval mode, CPU; a
+    :class:`~robustfusion.calibration.CalibratedModel` when the run has calibrators),
     ``final.json`` contents and the data it was trained on."""
 
     dir: Path
@@ -166,8 +162,7 @@ def _train_run(cfg: DictConfig, out, run_dir, resume: bool, on_epoch_end, data: 
     set_fallback_from_targets(model, train)
     if cfg.train.calibrate_fusion:
         check_calibratable(model)  # fail before training, not after
-    if cfg.train.calibrate_subsets:
-        check_readout_task(train.task)
+    calibrators = run_calibrators(cfg.train, model, train.task)  # fail before training, not after
     device = resolve_device(cfg.train.device)
     check_monitor(model, splits["valid"], cfg.train.monitor or primary_metric(train.task), device)  # before any file
     ddp.check_batches(len(train), cfg.train.batch_size)
@@ -186,21 +181,20 @@ def _train_run(cfg: DictConfig, out, run_dir, resume: bool, on_epoch_end, data: 
     if cfg.train.calibrate_fusion:
         final["calibration"] = calibrate_partial_fusion(model, splits["valid"], batch_size=cfg.eval.batch_size,
                                                         device=device)
+    reports = fit_run_calibrators(calibrators, model, splits["valid"], batch_size=cfg.eval.batch_size, device=device)
     if cfg.train.calibrate_subsets:
-        final["readout"] = calibrate_presence_readout(model, splits["valid"], batch_size=cfg.eval.batch_size,
-                                                      device=device)
-    if cfg.train.calibrate_uncertainty:
-        final["uncertainty"] = fit_uncertainty(model, splits["valid"], level=cfg.train.uncertainty_level,
-                                               monotone=cfg.train.monotone_confidence,
-                                               batch_size=cfg.eval.batch_size, device=device).to_dict()
+        final["readout"] = reports.pop(0)
+    if reports:
+        final["calibrators"] = reports
+    predictor = CalibratedModel(model, calibrators) if calibrators else model
     for split in ("valid", "test"):
         if split in splits:
-            final[split] = evaluate_dataset(model, splits[split], cfg.eval.batch_size, device)
-    model = model.cpu().eval()
+            final[split] = evaluate_dataset(predictor, splits[split], cfg.eval.batch_size, device)
+    predictor = predictor.cpu().eval()
     if ddp.is_main():
-        finish_run(run_dir, model, final)
+        finish_run(run_dir, model, final, calibrators)
     ddp.barrier()
-    return Run(run_dir, cfg, model, final, data)
+    return Run(run_dir, cfg, predictor, final, data)
 
 
 def resume_run(run_dir: str | Path, on_epoch_end=None) -> Run:
@@ -223,26 +217,22 @@ def load_run(run_dir: str | Path, overrides: Sequence[str] = (), data: PreparedD
 
 
 def _levels(cfg: DictConfig) -> dict[str, list[float]]:
-    """``eval.levels`` for the 0-1 sweeps; ``missing_rate`` keeps its own default (0.0-0.7)."""
-    return {p: list(cfg.eval.levels) for p in ("sample_rate", "frame_rate")}
+    """``eval.levels`` as ``{protocol: rates}`` (protocols it does not name keep their default)."""
+    return {p: list(rates) for p, rates in cfg.eval.levels.items()}
 
 
 def evaluate_model(model, cfg: DictConfig, dataset: MultimodalDataset, oracle_dataset=None,
-                   model_name: str | None = None, uncertainty: dict | None = None,
-                   predictions: dict | None = None) -> list[dict]:
+                   model_name: str | None = None, predictions: dict | None = None) -> list[dict]:
     """Robustness rows of ``model`` (any predictor) on ``dataset`` under ``cfg.eval``, plus the
     oracle's rows on ``oracle_dataset`` (the same split with raw features, if given). Drop
     patterns depend only on (seed, protocol, level) and the batch order, so every predictor sees
-    identical patterns. ``uncertainty``: the run's fitted calibrator state (``final["uncertainty"]``),
-    whose interval / probability / set metrics and ``VRR`` are added. ``predictions``: a dict that
-    receives the model's per-condition predictions (:func:`robustfusion.robustness.evaluate`)."""
+    identical patterns. ``predictions``: a dict that receives the model's per-condition
+    predictions (:func:`robustfusion.robustness.evaluate`)."""
     device = resolve_device(cfg.train.device)
     rows = evaluate(model, dataset, protocols=list(cfg.eval.protocols), levels=_levels(cfg),
                     seed=cfg.seed, batch_size=cfg.eval.batch_size, dataset_name=cfg.data.name,
                     model_name=model_name or cfg.name or cfg.model.name, split=cfg.data.split,
-                    keep_at_least_one=cfg.eval.keep_at_least_one, device=device,
-                    uncertainty=None if uncertainty is None else load_calibrator(uncertainty),
-                    predictions=predictions)
+                    keep_at_least_one=cfg.eval.keep_at_least_one, device=device, predictions=predictions)
     if oracle_dataset is not None:
         rows += oracle_rows(cfg, oracle_dataset)
     return rows
@@ -289,7 +279,7 @@ def evaluate_run(run_dir: str | Path, overrides: Sequence[str] = (), oracle: boo
     out = Path(out) if out is not None else run.dir / "eval" / split
     _check_eval_dir(out)
     with replace_dir(out) as tmp, torch_threads(run.cfg.train.num_threads):
-        rows = evaluate_model(run.model, run.cfg, run.data.splits[split], uncertainty=run.final.get("uncertainty"),
+        rows = evaluate_model(run.model, run.cfg, run.data.splits[split],
                               oracle_dataset=run.data.raw[split] if oracle else None)
         write_rows_csv(rows, tmp / "robustness.csv")
         write_report(rows, tmp)

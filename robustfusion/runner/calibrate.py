@@ -1,5 +1,6 @@
-"""Post-hoc fits on the validation split: a model's partial-fusion weights
-(:func:`calibrate_partial_fusion`) and its presence read-out (:func:`calibrate_presence_readout`).
+"""A post-hoc fit of a model's partial-fusion weights on the validation split
+(:func:`calibrate_partial_fusion`; the calibrators that wrap a model's predictions, such as the
+presence read-out, are in :mod:`robustfusion.calibration`).
 
 A network trained once on a small dataset learns, from its training data, how much to trust each
 modality, and a weak modality looks more useful there than it is on new speakers (it can
@@ -20,11 +21,10 @@ import torch
 from torch import nn
 
 from robustfusion.data.dataset import MultimodalDataset
-from robustfusion.dropping import all_subsets, keep_subset, subset_name
+from robustfusion.dropping import all_subsets, keep_subset
 from robustfusion.losses.supervised import supervised_loss
-from robustfusion.presence_readout import fit_affine
 
-__all__ = ["calibrate_partial_fusion", "calibrate_presence_readout", "check_calibratable", "check_readout_task"]
+__all__ = ["calibrate_partial_fusion", "check_calibratable"]
 
 
 def check_calibratable(model: nn.Module) -> nn.Module:
@@ -105,44 +105,3 @@ def calibrate_partial_fusion(model: nn.Module, dataset: MultimodalDataset, *, st
             p.grad = None
     return {"loss_before": before, "loss_after": after,
             "parameters": {n: p.detach().cpu().tolist() for n, p in fusion.named_parameters()}}
-
-
-def check_readout_task(task: str) -> None:
-    """The presence read-out is fitted for regression only; anything else is a ``ValueError``."""
-    if task != "regression":
-        raise ValueError(f"train.calibrate_subsets: expected a regression task (an affine read-out per presence "
-                         f"pattern), found task={task!r}")
-
-
-@torch.no_grad()
-def calibrate_presence_readout(model: nn.Module, dataset: MultimodalDataset, *, batch_size: int = 256,
-                               device: torch.device | str = "cpu", max_scale: float = 2.0) -> dict[str, Any]:
-    """Fit ``model.readout`` (:class:`robustfusion.presence_readout.PresenceReadout`) on ``dataset``:
-    for every non-empty modality subset, the affine map of its presence pattern minimises the
-    model's regression loss (``model.regression_loss``, default L1) of the subset's predictions,
-    all weights frozen (:func:`robustfusion.presence_readout.fit_affine`). Deterministic.
-
-    Returns ``{subset name: {"scale", "shift", "loss_before", "loss_after"}}``.
-    """
-    check_readout_task(dataset.task)
-    device = torch.device(device)
-    model.to(device).eval()
-    model.readout.reset()
-    loss = getattr(model, "regression_loss", "l1")
-    targets = dataset.targets.float().reshape(len(dataset), -1)
-    order = torch.tensor([m in dataset.modalities for m in model.modalities])
-    out = {}
-    for subset in all_subsets(dataset.modalities):
-        preds = torch.cat([model.predict(keep_subset(b, subset).to(device)).cpu().float()
-                           for b in dataset.batches(batch_size)])
-        scale, shift = fit_affine(preds, targets, loss=loss, max_scale=max_scale)
-        row = torch.tensor([m in subset for m in model.modalities]) & order
-        model.readout.set_pattern(row, scale, shift)
-        fitted = preds * scale + shift
-
-        def cost(p: torch.Tensor) -> float:
-            return float(((p - targets).abs() if loss == "l1" else (p - targets) ** 2).mean())
-
-        out[subset_name(subset)] = {"scale": scale.tolist(), "shift": shift.tolist(),
-                                    "loss_before": cost(preds), "loss_after": cost(fitted)}
-    return out

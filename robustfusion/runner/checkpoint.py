@@ -26,6 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from robustfusion.calibration.store import LEGACY_READOUT_KEYS
 from robustfusion.io import atomic_write, atomic_write_text
 
 __all__ = ["latest_epoch", "load_latest_checkpoint", "load_weights", "rng_state", "save_checkpoint", "save_weights",
@@ -46,6 +47,9 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
         missing, unexpected = load_model(model, path, strict=False)
     except (SafetensorError, OSError, RuntimeError) as err:
         raise ValueError(f"{path}: not a readable safetensors checkpoint for {type(model).__name__} ({err})") from None
+    # the presence read-out earlier versions kept in every model now lives in robustfusion.calibration
+    # (build_model_from_run turns a fitted one into a calibrator); here it is ignored
+    unexpected = [k for k in unexpected if k not in LEGACY_READOUT_KEYS]
     if missing or unexpected:
         raise ValueError(f"{path}: weights do not match {type(model).__name__}: missing {sorted(missing)[:5]}, "
                          f"unexpected {sorted(unexpected)[:5]}")

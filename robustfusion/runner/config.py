@@ -19,9 +19,9 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from robustfusion.dropping import PROTOCOLS
+from robustfusion.augment import list_augmentations
 from robustfusion.metrics import METRIC_DIRECTION
-from robustfusion.results import DEFAULT_LEVELS
+from robustfusion.protocols import default_protocols, get_protocol, protocol_names, sweep_protocols
 
 __all__ = [
     "ConfigError",
@@ -81,11 +81,10 @@ class TrainConfig:
     monitor_subsets: bool = False  # select on the monitor averaged over every modality subset of valid
     modality_dropout: float = 0.0  # train-time probability of dropping each modality
     random_rate_frame_dropout: bool = False  # LNLN: frames dropped at a rate ~U(0,1) per sample and modality, half kept
+    augment: list[dict[str, Any]] = field(default_factory=list)  # more, by name: [{name: missing_rate_dropout, rate: 0.3}]
     calibrate_fusion: bool = False  # after training, fit the model's partial_fusion weights on valid
     calibrate_subsets: bool = False  # then fit an affine read-out per presence pattern on valid (regression)
-    calibrate_uncertainty: bool = False  # last, fit per-pattern intervals / temperatures and sets on valid
-    uncertainty_level: float = 0.9  # nominal coverage of those intervals and prediction sets
-    monotone_confidence: bool = True  # intervals never narrow, top probability never rises when a modality goes
+    calibrators: list[dict[str, Any]] = field(default_factory=list)  # more post-hoc calibrators by name, in order
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     num_threads: int = 0  # torch intra-op CPU threads for the run; 0 = min(4, cores // 2), at least 1
     progress: bool = True  # tqdm bars on a terminal, one line per epoch on stderr otherwise; false = neither
@@ -93,12 +92,23 @@ class TrainConfig:
     # needs pip install "robustfusion[tensorboard]"
 
 
+def _default_levels() -> dict[str, list[float]]:
+    return {p: list(get_protocol(p).default_levels) for p in sweep_protocols()}
+
+
 @dataclass
 class EvalConfig:
-    """Robustness evaluation: protocols, levels, batch size, and the oracle row."""
+    """Robustness evaluation: protocols, levels, batch size, and the oracle row.
 
-    protocols: list[str] = field(default_factory=lambda: ["subsets", "sample_rate", "frame_rate"])
-    levels: list[float] = field(default_factory=lambda: list(DEFAULT_LEVELS))  # sample_rate, frame_rate; missing_rate: 0-0.7
+    ``levels`` is ``{sweep protocol: rates}`` (default: each protocol's registry default); a key
+    set in a YAML or override replaces that protocol's rates only
+    (``eval.levels.missing_rate=[0.3]``). A plain list (``eval.levels=[0.0,0.5,1.0]``, the form
+    configs of earlier versions wrote) sets every protocol with
+    :attr:`~robustfusion.protocols.Protocol.takes_plain_levels` (``sample_rate``, ``frame_rate``).
+    """
+
+    protocols: list[str] = field(default_factory=lambda: list(default_protocols()))
+    levels: dict[str, list[float]] = field(default_factory=_default_levels)
     batch_size: int = 256
     keep_at_least_one: bool = False  # sample_rate: never drop every modality of a sample
 
@@ -136,9 +146,24 @@ def _explain(err: OmegaConfBaseException, source: str) -> ConfigError:
     return ConfigError(f"{source}: {str(err).splitlines()[0]}")
 
 
+def _plain_levels(other: Any) -> Any:
+    """``other`` with a plain-list ``eval.levels`` (earlier versions' form) turned into
+    ``{protocol: levels}`` for every protocol that takes plain levels."""
+    levels = OmegaConf.select(other, "eval.levels") if isinstance(other, DictConfig) else None
+    if levels is None or isinstance(levels, DictConfig):
+        return other
+    rates = OmegaConf.to_container(levels) if OmegaConf.is_list(levels) else levels
+    if not isinstance(rates, list):
+        raise ConfigError(f"config key 'eval.levels': expected {{protocol: rates}} or a list of rates, found {rates!r}")
+    plain = [p for p in protocol_names() if get_protocol(p).takes_plain_levels]
+    other = other.copy()
+    other.eval.levels = {p: list(rates) for p in plain}
+    return other
+
+
 def _merge(base: DictConfig, other: Any, source: str) -> DictConfig:
     try:
-        return OmegaConf.merge(base, other)
+        return OmegaConf.merge(base, _plain_levels(other))
     except OmegaConfBaseException as err:
         raise _explain(err, source) from None
 
@@ -200,17 +225,36 @@ def _check_choices(cfg: DictConfig) -> None:
               ("train.plateau_factor", 0 < cfg.train.plateau_factor < 1, "a factor in (0, 1)"),
               ("train.num_threads", cfg.train.num_threads >= 0, ">= 0 (0 chooses from the machine's cores)"),
               ("train.modality_dropout", 0 <= cfg.train.modality_dropout <= 1, "a rate in [0, 1]"),
-              ("eval.batch_size", cfg.eval.batch_size >= 1, ">= 1"),
-              ("train.uncertainty_level", 0.0 < cfg.train.uncertainty_level < 1.0, "in (0, 1)")]
+              ("eval.batch_size", cfg.eval.batch_size >= 1, ">= 1")]
     for key, ok, expected in checks:
         if not ok:
             raise ConfigError(f"config key {key!r}: expected {expected}, found {OmegaConf.select(cfg, key)!r}")
-    protocols = list(cfg.eval.protocols)
-    unknown = [p for p in protocols if p not in PROTOCOLS]
-    if unknown or not protocols:
-        raise ConfigError(f"config key 'eval.protocols': expected a non-empty list of {list(PROTOCOLS)}, found {protocols}")
-    levels = list(cfg.eval.levels)
-    if not levels or any(not 0.0 <= lv <= 1.0 for lv in levels):
-        raise ConfigError(f"config key 'eval.levels': expected rates in [0, 1], found {levels}")
+    _check_eval(cfg)
+    _check_augment(cfg)
     if cfg.train.epochs < 1 or cfg.train.batch_size < 1:
         raise ConfigError(f"train.epochs and train.batch_size must be >= 1, found {cfg.train.epochs}, {cfg.train.batch_size}")
+
+
+def _check_augment(cfg: DictConfig) -> None:
+    """Every ``train.augment`` entry names a registered augmentation."""
+    for i, spec in enumerate(OmegaConf.to_container(cfg.train.augment)):
+        if "name" not in spec or spec["name"] not in list_augmentations():
+            raise ConfigError(f"config key 'train.augment[{i}]': expected {{name: one of {list_augmentations()}, "
+                              f"<param>: <value>, ...}}, found {spec}")
+
+
+def _check_eval(cfg: DictConfig) -> None:
+    """``eval.protocols`` are registered protocols; ``eval.levels`` names sweeps with rates in [0, 1]."""
+    protocols = list(cfg.eval.protocols)
+    unknown = [p for p in protocols if p not in protocol_names()]
+    if unknown or not protocols:
+        raise ConfigError(f"config key 'eval.protocols': expected a non-empty list of {list(protocol_names())}, "
+                          f"found {protocols}")
+    levels = OmegaConf.to_container(cfg.eval.levels)
+    not_sweeps = sorted(set(levels) - set(sweep_protocols()))
+    if not_sweeps:
+        raise ConfigError(f"config key 'eval.levels': keys {not_sweeps} are not sweep protocols; expected some of "
+                          f"{list(sweep_protocols())}")
+    for p, rates in levels.items():
+        if not rates or any(not 0.0 <= lv <= 1.0 for lv in rates):
+            raise ConfigError(f"config key 'eval.levels.{p}': expected rates in [0, 1], found {rates}")

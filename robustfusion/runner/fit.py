@@ -42,12 +42,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from robustfusion.data.dataset import MultimodalDataset
-from robustfusion.dropping import ModalityDropout, RandomRateFrameDropout, all_subsets, keep_subset
+from robustfusion.dropping import all_subsets, keep_subset
 from robustfusion.io import atomic_write_text
 from robustfusion.metrics import compute_metrics, higher_is_better, primary_metric
 from robustfusion.models.base import target_fallback
 from robustfusion.robustness import metric_options
 from robustfusion.runner import distributed as ddp
+from robustfusion.runner.augmentations import RunAugmentations, run_augmentations
 from robustfusion.runner.checkpoint import (
     load_latest_checkpoint,
     load_weights,
@@ -294,13 +295,7 @@ def fit(model: nn.Module, train: MultimodalDataset, valid: MultimodalDataset | N
                          "no validation split; choose train.scheduler=none, cosine or step")
     monitor = cfg.monitor or primary_metric(train.task)  # train_run checks it before the run starts
     higher = higher_is_better(monitor)
-    dropout = ModalityDropout(cfg.modality_dropout) if cfg.modality_dropout > 0 else None
-    frame_dropout = None
-    if getattr(cfg, "random_rate_frame_dropout", False):
-        if not any(x.dim() == 3 for x in train.features.values()):
-            raise ValueError(f"train.random_rate_frame_dropout drops frames of sequences, but every modality of "
-                             f"{train.name!r} is utterance-level ({train.modality_dims}); use train.modality_dropout")
-        frame_dropout = RandomRateFrameDropout()
+    augmentations = run_augmentations(cfg, train)
     run_dir = Path(run_dir) if run_dir is not None else None
     main = ddp.is_main()  # the only rank that writes into run_dir
     ddp.check_batches(len(train), cfg.batch_size)
@@ -343,18 +338,14 @@ def fit(model: nn.Module, train: MultimodalDataset, valid: MultimodalDataset | N
         t0 = time.perf_counter()
         torch.manual_seed(derived_seed(seed, "epoch", epoch))
         order = torch.Generator().manual_seed(derived_seed(seed, "order", epoch))
-        drop_gen = torch.Generator().manual_seed(derived_seed(seed, "modality_dropout", epoch))
-        frame_gen = torch.Generator().manual_seed(derived_seed(seed, "random_rate_frame_dropout", epoch))
+        drawn = augmentations.for_epoch(seed, epoch)
         model.train()
         sums: dict[str, float] = {}
         n_batches = 0
         n_total = math.ceil(len(train) / cfg.batch_size)
         for batch in tqdm(train.batches(cfg.batch_size, shuffle=True, generator=order), total=n_total,
                           desc=f"epoch {epoch}/{cfg.epochs}", disable=not show, leave=False):
-            if dropout is not None:
-                batch = dropout(batch, drop_gen)
-            if frame_dropout is not None:
-                batch = frame_dropout(batch, frame_gen)
+            batch = RunAugmentations.apply(batch, drawn)
             # masks drawn for the global batch above; under torchrun the model sees this rank's shard
             out, weight = ddp.shard_forward(model, batch, device)
             if out.loss is None:

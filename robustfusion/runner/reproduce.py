@@ -130,7 +130,7 @@ def _run_job(method: str, seed: int, *, grid: Grid, quick: bool, overrides: Sequ
                 shutil.rmtree(run_dir)
             run = train_run(cfg, run_dir=run_dir, data=data, num_threads=num_threads)
         preds: dict = {}
-        rows = evaluate_model(run.model, cfg, run.data.splits[cfg.data.split], uncertainty=run.final.get("uncertainty"),
+        rows = evaluate_model(run.model, cfg, run.data.splits[cfg.data.split],
                               predictions=preds)
     return {"rows": rows, "seconds": round(time.perf_counter() - t0, 2), "reused": reused,
             "dataset": str(cfg.data.name), "run_dir": str(run_dir),

@@ -27,14 +27,17 @@ import platform
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from safetensors import safe_open
 
+from robustfusion.calibration import CalibratedModel, Calibrator, load_calibrators, save_calibrators
+from robustfusion.calibration.store import LEGACY_READOUT_KEYS, split_legacy_readout
 from robustfusion.data.standardize import Standardizer
 from robustfusion.io import (
     atomic_write,
@@ -157,14 +160,16 @@ def repair_run_files(run_dir: Path, cfg: DictConfig, model: torch.nn.Module, dev
     return written
 
 
-def finish_run(run_dir: Path, model: torch.nn.Module, final: dict[str, Any]) -> None:
-    """Write the selected weights, the final trainer state and ``final.json``."""
+def finish_run(run_dir: Path, model: torch.nn.Module, final: dict[str, Any],
+               calibrators: Sequence[Calibrator] = ()) -> None:
+    """Write the selected weights, the calibrators, the final trainer state and ``final.json``."""
     latest = run_dir / "checkpoints" / "LATEST"
     if latest.is_file():
         state = run_dir / "checkpoints" / latest.read_text().strip() / "trainer_state.pt"
         if state.is_file():
             atomic_write(run_dir / "trainer_state.pt", lambda tmp: shutil.copyfile(state, tmp))
     save_weights(model, run_dir / "model.safetensors", {"selected_epoch": str(final.get("selected_epoch"))})
+    save_calibrators(run_dir, calibrators)
     atomic_write_json(run_dir / "final.json", final)
 
 
@@ -186,8 +191,20 @@ def read_final(run_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def _legacy_readout(path: Path, model: torch.nn.Module) -> list[Calibrator]:
+    """The fitted presence read-out an earlier version saved inside the model's weights, as a calibrator."""
+    with safe_open(str(path), framework="pt") as fh:
+        if not all(k in fh.keys() for k in LEGACY_READOUT_KEYS):  # noqa: SIM118 (safe_open has no __contains__)
+            return []
+        state = {k: fh.get_tensor(k) for k in LEGACY_READOUT_KEYS}
+    cal = split_legacy_readout(state, getattr(model, "regression_loss", "l1"))
+    return [] if cal is None else [cal]
+
+
 def build_model_from_run(run_dir: str | Path, weights: str = "model.safetensors") -> torch.nn.Module:
-    """Rebuild the model of a run through the registry and load its weights."""
+    """Rebuild the model of a run through the registry and load its weights; with the run's
+    calibrators (``calibration.json``, or the read-out an earlier version kept in the weights)
+    the model comes wrapped in a :class:`~robustfusion.calibration.CalibratedModel`."""
     run_dir = Path(run_dir)
     spec_path = run_dir / "model.json"
     if not spec_path.is_file():
@@ -200,4 +217,5 @@ def build_model_from_run(run_dir: str | Path, weights: str = "model.safetensors"
                                 f"(resume it with `robustfusion train --resume {run_dir}`)")
     load_weights(model, wpath)
     model.eval()
-    return model
+    calibrators = load_calibrators(run_dir) or _legacy_readout(wpath, model)
+    return CalibratedModel(model, calibrators).eval() if calibrators else model

@@ -9,14 +9,11 @@
 * :mod:`~robustfusion.uncertainty.monotone`: CML's principle that confidence must not rise when a
   modality is removed (Ma et al., "Calibrating Multimodal Learning", ICML 2023, arXiv 2306.01265):
   its violation rate and a per-sample repair;
-* :mod:`~robustfusion.uncertainty.calibrators`: the two per-pattern calibrators built from these
-  (intervals for regression, temperatures and sets for classification), stored with a run;
 * :mod:`~robustfusion.uncertainty.bootstrap`: confidence intervals that resample whole groups
   (videos, dialogues) and seeds, with the count-weighted metrics of
   :mod:`~robustfusion.uncertainty.weighted_metrics`.
 """
 
-from robustfusion.uncertainty.calibrators import ConformalIntervals, TemperatureSets, pattern_key, patterns_of
 from robustfusion.uncertainty.bootstrap import group_bootstrap_counts, paired_delta_ci
 from robustfusion.uncertainty.conformal import (
     conformal_quantile,
@@ -30,10 +27,7 @@ from robustfusion.uncertainty.temperature import fit_temperature
 from robustfusion.uncertainty.weighted_metrics import WEIGHTED_METRICS, weighted_metric
 
 __all__ = [
-    "ConformalIntervals",
-    "TemperatureSets",
-    "pattern_key",
-    "patterns_of",
+    "WEIGHTED_METRICS",
     "conformal_quantile",
     "fit_temperature",
     "group_bootstrap_counts",
@@ -47,5 +41,4 @@ __all__ = [
     "set_threshold",
     "violation_rate",
     "weighted_metric",
-    "WEIGHTED_METRICS",
 ]

@@ -18,11 +18,12 @@ def _rows():
 def test_writes_png_pdf_and_the_plotted_means(tmp_path):
     made = plot_intervals(_rows(), tmp_path / "intervals")
     assert made["png"].stat().st_size > 0 and made["pdf"].stat().st_size > 0
-    means = {(r["subset"], r["metric"]): float(r["mean"]) for r in csv.DictReader(open(made["csv"]))}
+    with open(made["csv"]) as fh:
+        means = {(r["subset"], r["metric"]): float(r["mean"]) for r in csv.DictReader(fh)}
     assert means[("audio", "PI_width")] == pytest.approx(3.5)
     assert means[("text", "PI_coverage")] == pytest.approx(0.91)
 
 
 def test_rows_without_intervals_are_refused(tmp_path):
-    with pytest.raises(ValueError, match="calibrate_uncertainty"):
+    with pytest.raises(ValueError, match="conformal_intervals"):
         plot_intervals([{**r, "metric": "MAE"} for r in _rows()], tmp_path / "x")

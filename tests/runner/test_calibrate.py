@@ -1,20 +1,22 @@
-"""Post-hoc calibration of the partial-fusion weights on the validation split."""
+"""Post-hoc calibration in a run: the partial-fusion weights, and the run's calibrators fitted,
+saved with the run and reloaded (also from the weights of an earlier version)."""
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
+from robustfusion.calibration import CalibratedModel
 from robustfusion.data import MultimodalDataset
-from robustfusion.dropping import keep_subset
 from robustfusion.models import create_model
-from robustfusion.runner.api import train_run
-from robustfusion.runner.calibrate import calibrate_partial_fusion, calibrate_presence_readout
+from robustfusion.runner.api import load_run, train_run
+from robustfusion.runner.calibrate import calibrate_partial_fusion
 from robustfusion.runner.config import load_config
+from robustfusion.runner.fit import evaluate_dataset
 from robustfusion.runner.rundir import build_model_from_run
 from tests.test_cli import TINY as CLI_TINY
 
@@ -90,8 +92,8 @@ def test_train_run_calibrates_saves_and_reloads(tmp_path):
     logits = final["calibration"]["parameters"]["logits"]
     assert len(logits) == 3 and logits != [0.0, 0.0, 0.0]
     assert final["calibration"]["loss_after"] <= final["calibration"]["loss_before"]
-    model = build_model_from_run(run_dir)
-    assert model.partial_fusion.logits.tolist() == pytest.approx(logits)
+    model = build_model_from_run(run_dir)  # the preset also fits the read-out: a CalibratedModel
+    assert model.model.partial_fusion.logits.tolist() == pytest.approx(logits)
 
 
 def test_train_run_refuses_an_uncalibratable_model_before_training(tmp_path):
@@ -102,40 +104,6 @@ def test_train_run_refuses_an_uncalibratable_model_before_training(tmp_path):
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
 
-@pytest.mark.parametrize("name", ["gmc", "gmc_pf", "late_fusion"])
-def test_presence_readout_fits_each_subset_and_nothing_else(name):
-    torch.manual_seed(0)
-    model = create_model(name, modality_dims=DIMS, encoder="mlp", hidden_dim=8, latent_dim=8) if name != "late_fusion" \
-        else create_model(name, modality_dims=DIMS, encoder="mlp", hidden_dim=8)
-    data = _valid()
-    raw = copy.deepcopy(model)
-    before = {n: p.detach().clone() for n, p in model.state_dict().items() if not n.startswith("readout.")}
-    info = calibrate_presence_readout(model, data)
-    assert len(info) == 7  # every non-empty subset of three modalities
-    batch = data.full_batch()
-    for subset, fit in info.items():
-        assert fit["loss_after"] <= fit["loss_before"] + 1e-6, subset
-        # the model now predicts exactly the fitted map of its raw prediction for that subset
-        b = keep_subset(batch, subset.split("+"))
-        expected = raw.predict(b) * torch.tensor(fit["scale"]) + torch.tensor(fit["shift"])
-        torch.testing.assert_close(model.predict(b), expected)
-        assert float((model.predict(b).flatten() - data.targets).abs().mean()) == pytest.approx(fit["loss_after"], abs=1e-5)
-    for n, v in model.state_dict().items():
-        if not n.startswith("readout."):
-            assert torch.equal(v, before[n]), n
-    again = create_model(name, modality_dims=DIMS, encoder="mlp", hidden_dim=8, **({"latent_dim": 8} if name != "late_fusion" else {}))
-    again.load_state_dict(model.state_dict())
-    assert calibrate_presence_readout(again, data) == info  # deterministic, starting from any read-out
-
-
-def test_presence_readout_is_refused_for_classification():
-    x = {m: torch.randn(16, d) for m, d in DIMS.items()}
-    data = MultimodalDataset(x, torch.randint(0, 3, (16,)), task="classification", num_outputs=3, name="toy")
-    model = create_model("gmc", modality_dims=DIMS, task="classification", num_outputs=3, encoder="mlp")
-    with pytest.raises(ValueError, match=r"calibrate_subsets: expected a regression task.*'classification'"):
-        calibrate_presence_readout(model, data)
-
-
 def test_train_run_fits_the_readout_saves_and_reloads(tmp_path):
     cfg = load_config(ROOT / "configs" / "synthetic" / "gmc_pf.yaml", [*TINY, "train.calibrate_subsets=true"])
     run_dir = train_run(cfg, run_dir=tmp_path / "run").dir
@@ -143,6 +111,34 @@ def test_train_run_fits_the_readout_saves_and_reloads(tmp_path):
     assert set(final["readout"]) == {"text", "audio", "vision", "text+audio", "text+vision", "audio+vision",
                                      "text+audio+vision"}
     model = build_model_from_run(run_dir)
+    assert isinstance(model, CalibratedModel) and json.loads((run_dir / "calibration.json").read_text()) == [
+        {"name": "presence_affine", "params": {"num_modalities": 3, "num_outputs": 1, "loss": "l1", "max_scale": 2.0}}]
     code = 1 + 2 + 4  # all three modalities present
-    assert model.readout.scale[code].tolist() == pytest.approx(final["readout"]["text+audio+vision"]["scale"])
+    assert model.calibrators[0].scale[code].tolist() == pytest.approx(final["readout"]["text+audio+vision"]["scale"])
     assert final["valid"]["MAE"] <= final["readout"]["text+audio+vision"]["loss_before"] + 1e-6
+    valid = load_run(run_dir).data.splits["valid"]
+    assert evaluate_dataset(model, valid) == final["valid"]  # the reloaded run predicts as the trained one
+
+    # a run of the previous version: the read-out inside model.safetensors, no calibration files
+    weights = load_file(run_dir / "model.safetensors")
+    weights.update({"readout.scale": model.calibrators[0].scale, "readout.shift": model.calibrators[0].shift})
+    save_file(weights, run_dir / "model.safetensors")
+    (run_dir / "calibration.json").unlink()
+    (run_dir / "calibration.safetensors").unlink()
+    legacy = build_model_from_run(run_dir)
+    assert isinstance(legacy, CalibratedModel) and evaluate_dataset(legacy, valid) == final["valid"]
+    weights.update({"readout.scale": torch.ones_like(weights["readout.scale"]),
+                    "readout.shift": torch.zeros_like(weights["readout.shift"])})
+    save_file(weights, run_dir / "model.safetensors")
+    assert not isinstance(build_model_from_run(run_dir), CalibratedModel)  # an unfitted read-out: no calibrator
+
+
+def test_train_run_refuses_a_calibrator_the_task_cannot_have_before_training(tmp_path):
+    cfg = load_config(ROOT / "configs" / "synthetic" / "gmc.yaml", [*TINY, "data.options.target=emotion"])
+    with pytest.raises(ValueError, match=r"train.calibrate_subsets: calibrator 'presence_affine': expected a task "
+                                         r"in \('regression',\), found task='classification'"):
+        train_run(cfg, run_dir=tmp_path / "run")
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+    cfg = load_config(ROOT / "configs" / "synthetic" / "late_fusion.yaml", [*TINY, "train.calibrators=[{name: affine}]"])
+    with pytest.raises(ValueError, match=r"calibrator: expected one of \['conformal_intervals', 'presence_affine', 'temperature_sets'\], found 'affine'"):
+        train_run(cfg, run_dir=tmp_path / "run2")

@@ -3,7 +3,12 @@ import math
 import pytest
 import torch
 
-from robustfusion.uncertainty import conformal_quantile, monotone_quantiles, prediction_sets, set_threshold
+from robustfusion.uncertainty import (
+    conformal_quantile,
+    monotone_quantiles,
+    prediction_sets,
+    set_threshold,
+)
 
 
 def test_quantile_is_the_ceil_n_plus_one_level_order_statistic():
@@ -43,8 +48,8 @@ def test_monotone_quantiles_never_shrink_when_a_modality_is_removed():
     q = {("t",): 0.5, ("a",): 1.2, ("v",): 1.1, ("t", "a"): 0.4, ("t", "v"): 0.7, ("a", "v"): 1.3,
          ("t", "a", "v"): 0.6}
     m = monotone_quantiles(q)
-    for s in q:
-        assert m[s] >= q[s]
+    for s, qs in q.items():
+        assert m[s] >= qs
         for t in q:
             if set(t) < set(s):
                 assert m[t] >= m[s]

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -18,7 +20,7 @@ def test_ece_nll_brier_match_a_loop_over_bins_samples_and_classes():
     conf, pred = p.max(1)
     edges = np.linspace(0, 1, 16)
     ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in itertools.pairwise(edges):
         inb = (conf > lo) & (conf <= hi)
         if inb.any():
             ece += float(inb.double().mean()) * abs(float((pred[inb] == y[inb]).double().mean()) - float(conf[inb].mean()))

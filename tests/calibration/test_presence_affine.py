@@ -1,4 +1,5 @@
-"""Presence read-out: the exact affine fit, per-pattern application, identity by default."""
+"""The presence-affine calibrator: the exact affine fit, per-pattern application, identity by
+default, fitting per presence pattern through the Calibrator interface."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import itertools
 import pytest
 import torch
 
-from robustfusion.presence_readout import PresenceReadout, fit_affine, presence_codes
+from robustfusion.calibration import Calibrated, PresenceAffine, fit_affine, presence_codes
 
 
 def test_codes_are_the_binary_number_of_the_mask():
@@ -15,17 +16,23 @@ def test_codes_are_the_binary_number_of_the_mask():
     assert presence_codes(present).tolist() == [1 + 4, 0, 7]
 
 
+def _apply(ro: PresenceAffine, pred: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    return ro.apply(Calibrated(pred), present).prediction
+
+
 def test_identity_until_set_then_one_map_per_pattern():
-    ro = PresenceReadout(2, 1)
+    ro = PresenceAffine(2, 1)
     pred = torch.tensor([[1.0], [2.0], [3.0]])
     present = torch.tensor([[True, False], [False, True], [True, True]])
-    assert torch.equal(ro(pred, present), pred)
+    assert torch.equal(_apply(ro, pred, present), pred)
     ro.set_pattern(torch.tensor([True, False]), torch.tensor([0.5]), torch.tensor([1.0]))
-    assert ro(pred, present).flatten().tolist() == [1.5, 2.0, 3.0]  # only the first sample's pattern changed
+    assert _apply(ro, pred, present).flatten().tolist() == [1.5, 2.0, 3.0]  # only the first sample's pattern changed
     ro.reset()
-    assert torch.equal(ro(pred, present), pred)
+    assert torch.equal(_apply(ro, pred, present), pred)
     with pytest.raises(ValueError, match=r"expected 1 to 12 modalities, found 13"):
-        PresenceReadout(13, 1)
+        PresenceAffine(13, 1)
+    with pytest.raises(ValueError, match=r"loss expected 'l1' or 'mse', found 'huber'"):
+        PresenceAffine(2, 1, loss="huber")
 
 
 def _brute_force_l1(p: torch.Tensor, y: torch.Tensor) -> float:
@@ -68,9 +75,33 @@ def test_fit_errors():
 
 
 def test_every_pattern_of_three_modalities_is_independent():
-    ro = PresenceReadout(3, 1)
+    ro = PresenceAffine(3, 1)
     rows = [torch.tensor(r) for r in itertools.product([False, True], repeat=3)]
     for k, r in enumerate(rows):
         ro.set_pattern(r, torch.tensor([float(k)]), torch.tensor([0.0]))
     present = torch.stack(rows)
-    assert ro(torch.ones(8, 1), present).flatten().tolist() == [float(k) for k in range(8)]
+    assert _apply(ro, torch.ones(8, 1), present).flatten().tolist() == [float(k) for k in range(8)]
+
+
+@pytest.mark.parametrize("loss", ["l1", "mse"])
+def test_fit_is_fit_affine_on_each_patterns_samples_and_leaves_the_empty_pattern_alone(loss):
+    g = torch.Generator().manual_seed(3)
+    present = torch.rand(60, 2, generator=g) > 0.4
+    pred, y = torch.randn(60, 1, generator=g), torch.randn(60, 1, generator=g)
+    ro = PresenceAffine(2, 1, loss=loss)
+    ro.set_pattern(torch.tensor([True, True]), torch.tensor([9.0]), torch.tensor([9.0]))  # refit from scratch
+    report = ro.fit(pred, y, present, task="regression")
+    codes = presence_codes(present)
+    assert set(report) == set(codes.tolist()) - {0}
+    for code, fitted in report.items():
+        a, b = fit_affine(pred[codes == code], y[codes == code], loss=loss)  # brute force per pattern
+        assert fitted["scale"] == a.tolist() and fitted["shift"] == b.tolist()
+        assert ro.scale[code].tolist() == a.tolist() and fitted["loss_after"] <= fitted["loss_before"] + 1e-6
+    assert ro.scale[0].tolist() == [1.0] and ro.shift[0].tolist() == [0.0]
+    out = _apply(ro, pred, present)
+    none = ~present.any(1)
+    assert torch.equal(out[none], pred[none])
+    with pytest.raises(ValueError, match=r"presence_affine.*expected a task in \('regression',\), found task='classification'"):
+        ro.fit(pred, y, present, task="classification")
+    with pytest.raises(ValueError, match=r"expected present \[60, 2\], found \(60, 3\)"):
+        ro.fit(pred, y, torch.ones(60, 3, dtype=torch.bool))
