@@ -58,7 +58,13 @@ from torch import Tensor
 from robustfusion.batch import MultimodalBatch
 from robustfusion.data.dataset import MultimodalDataset
 from robustfusion.metrics import compute_metrics
-from robustfusion.protocols import default_protocols, get_protocol, protocol_names
+from robustfusion.protocols import (
+    SUBSETS,
+    SWEEP_SUBSET,
+    default_protocols,
+    get_protocol,
+    protocol_names,
+)
 from robustfusion.results import (
     AUILC_LEVEL,
     MEAN_LEVEL,
@@ -67,6 +73,7 @@ from robustfusion.results import (
     ROW_FIELDS,
     normalise_level,
 )
+from robustfusion.uncertainty_scores import uncertainty_metrics
 
 __all__ = ["auilc", "evaluate", "evaluate_many", "metric_options", "relative_robustness", "summary_rows"]
 
@@ -189,14 +196,16 @@ def _check_predictor(predictor, batch_size: int, reuse_latents: bool | None) -> 
 
 
 def _predict_conditions(predictor, dataset: MultimodalDataset, conditions: list[tuple[str, float | None, str]], *, seed: int,
-                        batch_size: int, device, keep_at_least_one: bool, reuse_latents: bool
-                        ) -> tuple[dict[tuple, Tensor], Tensor]:
-    """``({(protocol, level, subset): [N, K] predictions}, targets)`` over the dataset's batches in
-    their fixed order, one dropper (and generator stream) per condition."""
+                        batch_size: int, device, keep_at_least_one: bool, reuse_latents: bool,
+                        keep_present: bool = False) -> tuple[dict[tuple, Tensor], Tensor, dict[tuple, Tensor]]:
+    """``({(protocol, level, subset): [N, K] predictions}, targets, {condition: [N, M] presence})``
+    over the dataset's batches in their fixed order, one dropper (and generator stream) per
+    condition; the presence masks (as the predictor saw them) only with ``keep_present``."""
     droppers = {c: get_protocol(c[0]).make_dropper(seed, c[1], c[2], list(dataset.modalities), keep_at_least_one)
                 for c in conditions}
     reusable = {c: reuse_latents and get_protocol(c[0]).reuses_latents for c in conditions}
     preds: dict[tuple, list[Tensor]] = defaultdict(list)
+    present: dict[tuple, list[Tensor]] = defaultdict(list)
     targets: list[Tensor] = []
     was_training = bool(getattr(predictor, "training", False))
     if isinstance(predictor, torch.nn.Module):
@@ -210,13 +219,17 @@ def _predict_conditions(predictor, dataset: MultimodalDataset, conditions: list[
                 clean = batch.replace(targets=None)
                 cache = predictor.encode(clean) if any(reusable.values()) else None
                 for c in conditions:
-                    preds[c].append(_predict(predictor, droppers[c](clean), cache if reusable[c] else None))
+                    dropped = droppers[c](clean)
+                    preds[c].append(_predict(predictor, dropped, cache if reusable[c] else None))
+                    if keep_present:
+                        present[c].append(_model_present(predictor, dropped).cpu())
     finally:
         if isinstance(predictor, torch.nn.Module):
             predictor.train(was_training)
     if not targets:
-        return {}, torch.empty(0)
-    return {c: torch.cat(v) for c, v in preds.items()}, torch.cat(targets)
+        return {}, torch.empty(0), {}
+    return ({c: torch.cat(v) for c, v in preds.items()}, torch.cat(targets),
+            {c: torch.cat(v) for c, v in present.items()})
 
 
 def evaluate(predictor, dataset: MultimodalDataset, *, protocols: Sequence[str] | None = None,
@@ -224,7 +237,7 @@ def evaluate(predictor, dataset: MultimodalDataset, *, protocols: Sequence[str] 
              dataset_name: str | None = None, model_name: str | None = None, split: str = "test",
              keep_at_least_one: bool = False, device: str | torch.device = "cpu",
              metrics: Sequence[str] | Callable | None = None, reuse_latents: bool | None = None,
-             summaries: bool = True) -> list[dict]:
+             summaries: bool = True, predictions: dict | None = None) -> list[dict]:
     """Evaluate ``predictor`` on ``dataset`` under the robustness protocols.
 
     Args:
@@ -258,6 +271,13 @@ def evaluate(predictor, dataset: MultimodalDataset, *, protocols: Sequence[str] 
             are present); ``False`` forces one full pass per condition.
         summaries: append the AUILC / relative-robustness rows and ``frame_rate``'s mean over
             0.0..0.9 (:func:`summary_rows`).
+        predictions: a dict to receive the ``[N, K]`` CPU predictions of every condition, keyed
+            ``(protocol, level, subset)`` (what :mod:`robustfusion.comparisons` resamples).
+
+    A predictor whose calibrators add intervals, probabilities or sets
+    (:class:`~robustfusion.calibration.CalibratedModel`, ``gives_uncertainty``) also gets their
+    metrics on every condition and a ``VRR`` row under ``subsets``
+    (:mod:`robustfusion.uncertainty_scores`).
 
     Returns:
         Long-format rows (see the module docstring), in a fixed order.
@@ -271,15 +291,27 @@ def evaluate(predictor, dataset: MultimodalDataset, *, protocols: Sequence[str] 
     reuse_latents = _check_predictor(predictor, batch_size, reuse_latents)
     conditions = [(p, lv, sub) for p in protocols
                   for lv, sub in get_protocol(p).conditions(dataset.modalities, levels_of.get(p, ()))]
-    preds, y = _predict_conditions(predictor, dataset, conditions, seed=seed, batch_size=batch_size, device=device,
-                                   keep_at_least_one=keep_at_least_one, reuse_latents=reuse_latents)
+    uncertain = bool(getattr(predictor, "gives_uncertainty", False))
+    preds, y, present = _predict_conditions(predictor, dataset, conditions, seed=seed, batch_size=batch_size,
+                                            device=device, keep_at_least_one=keep_at_least_one,
+                                            reuse_latents=reuse_latents, keep_present=uncertain)
     if not preds:
         raise ValueError(f"dataset {dataset_name!r}: expected at least one sample, found none")
+    if predictions is not None:
+        predictions.update(preds)
+    extra, vrr = ({}, None) if not uncertain else uncertainty_metrics(
+        predictor, preds, present, y, [c for c in conditions if get_protocol(c[0]).reuses_latents])
     rows: list[dict] = []
+
+    def row(p: str, lv, sub: str, metric: str, value: float) -> dict:
+        return {"dataset": dataset_name, "model": model_name, "seed": int(seed), "protocol": p, "level": lv,
+                "subset": sub, "split": split, "metric": metric, "value": float(value)}
+
     for p, lv, sub in conditions:
-        for metric, value in metric_fn(preds[(p, lv, sub)], y).items():
-            rows.append({"dataset": dataset_name, "model": model_name, "seed": int(seed), "protocol": p,
-                         "level": lv, "subset": sub, "split": split, "metric": metric, "value": float(value)})
+        values = {**metric_fn(preds[(p, lv, sub)], y), **extra.get((p, lv, sub), {})}
+        rows += [row(p, lv, sub, metric, value) for metric, value in values.items()]
+    if vrr is not None:
+        rows.append(row(SUBSETS, None, SWEEP_SUBSET, "VRR", vrr))
     if summaries:
         rows += summary_rows(rows)
     return rows

@@ -15,13 +15,13 @@ LAYERS: dict[str, int] = {
     # core: no knowledge of any model, dataset or experiment
     "robustfusion.batch": 0, "robustfusion.io": 0, "robustfusion.registry": 0, "robustfusion.seeding": 0,
     "robustfusion.masking": 0, "robustfusion.tasks": 0, "robustfusion.dropping": 0, "robustfusion.metrics": 0,
-    "robustfusion.protocols": 0, "robustfusion.augment": 0,
+    "robustfusion.protocols": 0, "robustfusion.augment": 0, "robustfusion.uncertainty": 0,
     # layers a user drops into their own model
     "robustfusion.encoders": 1, "robustfusion.fusion": 1, "robustfusion.heads": 1, "robustfusion.losses": 1,
     "robustfusion.data": 2,
     "robustfusion.models": 3,
     # evaluation: result rows, evaluators, reference predictors, tables and plots
-    "robustfusion.results": 4, "robustfusion.robustness": 4, "robustfusion.calibration": 4, "robustfusion.baselines": 4, "robustfusion.reporting": 4,
+    "robustfusion.results": 4, "robustfusion.robustness": 4, "robustfusion.calibration": 4, "robustfusion.uncertainty_scores": 4, "robustfusion.comparisons": 4, "robustfusion.baselines": 4, "robustfusion.reporting": 4,
     "robustfusion.runner": 5,
     "robustfusion.cli": 6, "robustfusion.__main__": 6, "robustfusion": 6,  # the package's public face
 }

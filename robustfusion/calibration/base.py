@@ -79,6 +79,9 @@ class Calibrator(nn.Module):
     tasks: ClassVar[tuple[str, ...]] = ("regression", "classification", "multilabel")
     #: registry name (set by :func:`register_calibrator`)
     registry_name: ClassVar[str] = ""
+    #: whether :meth:`apply` changes ``prediction`` (false for calibrators that only add intervals,
+    #: probabilities or sets; the evaluator applies those to the predictions it scores)
+    changes_prediction: ClassVar[bool] = True
 
     def __init__(self, num_modalities: int, num_outputs: int) -> None:
         super().__init__()

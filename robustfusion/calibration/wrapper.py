@@ -9,6 +9,8 @@ from torch import Tensor, nn
 
 from robustfusion.batch import MultimodalBatch
 from robustfusion.calibration.base import Calibrated, Calibrator
+from robustfusion.dropping import all_subsets, keep_subset
+from robustfusion.uncertainty import monotone_probabilities
 
 __all__ = ["CalibratedModel"]
 
@@ -59,10 +61,58 @@ class CalibratedModel(nn.Module):
             out = cal.apply(out, present)
         return out
 
+    @property
+    def gives_uncertainty(self) -> bool:
+        """Whether a calibrator adds intervals, probabilities or sets (leaving the prediction)."""
+        return any(not c.changes_prediction for c in self.calibrators)
+
+    @property
+    def monotone_confidence(self) -> bool:
+        """Whether a calibrator asks for the monotone repair of probabilities across sub-patterns."""
+        return any(getattr(c, "monotone", False) and not c.changes_prediction and "classification" in c.tasks
+                   for c in self.calibrators)
+
+    def uncertainty(self, prediction: Tensor, present: Tensor) -> Calibrated:
+        """The intervals / probabilities / sets of already calibrated point predictions ``[B, K]``
+        (the calibrators that leave the prediction, in order), for ``[B, M]`` presence masks."""
+        out = Calibrated(prediction)
+        for cal in self.calibrators:
+            if not cal.changes_prediction:
+                out = cal.apply(out, present.to(prediction.device))
+        return out
+
     @torch.no_grad()
-    def calibrated(self, batch: MultimodalBatch) -> Calibrated:
-        """Every calibrated field of ``batch``'s predictions."""
-        return self._through(self.model.predict(batch), self.model.check_batch(batch))
+    def calibrated(self, batch: MultimodalBatch, monotone: bool = False) -> Calibrated:
+        """Every calibrated field of ``batch``'s predictions. With ``monotone`` (and a calibrator
+        that asks for it) the probabilities are repaired so that no sample's top-class probability
+        is below that of a subset of its modalities: the batch is also predicted under every
+        sub-pattern (``2^M - 1`` passes; :func:`robustfusion.uncertainty.monotone_probabilities`)."""
+        present = self.model.check_batch(batch)
+        out = self._through(self.model.predict(batch), present)
+        if not (monotone and self.monotone_confidence and out.probabilities is not None):
+            return out
+        probs = self._repaired(batch, present, out.probabilities)
+        return out.with_fields(probabilities=probs, sets=self.sets(probs, present))
+
+    def _repaired(self, batch: MultimodalBatch, present: Tensor, probs: Tensor) -> Tensor:
+        """Each sample's probabilities repaired over the sub-patterns of its own pattern."""
+        mods = self.modalities
+        table = {}
+        for subset in all_subsets(mods):
+            b = keep_subset(batch, subset)
+            table[subset] = self._through(self.model.predict(b), self.model.check_batch(b)).probabilities
+        repaired = monotone_probabilities(table)
+        out = probs.clone()
+        for i, row in enumerate(present.cpu().tolist()):
+            pattern = tuple(m for m, on in zip(mods, row) if on)
+            if pattern:
+                out[i] = repaired[pattern][i]
+        return out
+
+    def sets(self, probs: Tensor, present: Tensor) -> Tensor | None:
+        """Prediction sets of (repaired) probabilities, from the last calibrator that makes sets."""
+        makers = [c for c in self.calibrators if hasattr(c, "sets")]
+        return makers[-1].sets(probs, present) if makers else None
 
     def predict(self, batch: MultimodalBatch) -> Tensor:
         """``[B, K]`` calibrated point predictions."""

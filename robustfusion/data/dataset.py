@@ -36,6 +36,9 @@ class MultimodalDataset(torch.utils.data.Dataset):
         frame_masks: optional ``{name: [N, T] bool}`` (True = real frame, False = padding).
         present: optional ``[N, M]`` bool presence (default: all present).
         ids: optional sample identifiers (``N`` strings).
+        groups: optional group of each sample (``N`` strings: the video, dialogue or speaker that
+            samples share and splits must not). Confidence intervals resample whole groups;
+            default: each sample its own group.
         name: dataset name used in result rows.
         meta: free-form extra information (label names, provenance).
     """
@@ -43,7 +46,7 @@ class MultimodalDataset(torch.utils.data.Dataset):
     def __init__(self, features: Mapping[str, object], targets, task: str = "regression",
                  num_outputs: int | None = None, frame_masks: Mapping[str, object] | None = None,
                  present=None, ids: Sequence[str] | None = None, name: str = "dataset",
-                 meta: Mapping[str, object] | None = None) -> None:
+                 meta: Mapping[str, object] | None = None, groups: Sequence[str] | None = None) -> None:
         if task not in TASKS:
             raise ValueError(f"task: expected one of {TASKS}, found {task!r}")
         raw = {k: _tensor(v) for k, v in features.items()}
@@ -119,6 +122,9 @@ class MultimodalDataset(torch.utils.data.Dataset):
         self.ids = list(ids) if ids is not None else [str(i) for i in range(n)]
         if len(self.ids) != n:
             raise ValueError(f"ids: expected {n} identifiers, found {len(self.ids)}")
+        self.groups = list(groups) if groups is not None else list(self.ids)
+        if len(self.groups) != n:
+            raise ValueError(f"groups: expected {n} group ids (one per sample), found {len(self.groups)}")
         self.name = name
         self.meta = dict(meta or {})
 
@@ -188,6 +194,7 @@ class MultimodalDataset(torch.utils.data.Dataset):
             {k: v[idx] for k, v in self.frame_masks.items()},
             None if self.present is None else self.present[idx],
             [self.ids[i] for i in idx.tolist()], name or self.name, self.meta,
+            [self.groups[i] for i in idx.tolist()],
         )
 
     def select_modalities(self, modalities: Iterable[str]) -> MultimodalDataset:
@@ -206,7 +213,7 @@ class MultimodalDataset(torch.utils.data.Dataset):
         return MultimodalDataset({m: self.features[m] for m in mods}, self.targets, self.task, self.num_outputs,
                                  {m: v for m, v in self.frame_masks.items() if m in wanted},
                                  None if self.present is None else self.present[:, cols], self.ids, self.name,
-                                 self.meta)
+                                 self.meta, self.groups)
 
     # torch DataLoader compatibility: items are indices, `collate` builds the batch
     def __getitem__(self, i: int) -> int:

@@ -25,7 +25,7 @@ own mean and standard deviation over every utterance of the speaker in its file 
 never used; the recording gain differs between sessions). Finally every modality is
 standardised with the training split's statistics (``standardize=True``).
 
-Group key: ``dialogue_id`` (``meta["group"]``); ``meta`` also keeps ``dialogue_id``,
+Group key: ``dialogue_id`` (the dataset's ``groups``); ``meta`` also keeps ``dialogue_id``,
 ``speaker``, ``session`` and ``transcript`` indexed like the split. A split whose file is absent
 is carved out of ``train.npz`` by whole dialogues, and ``crossfit_folds=K`` deals the dialogues of
 ``valid.npz`` into ``K`` folds (fold ``crossfit_fold`` is ``test``), with the rules of
@@ -40,6 +40,13 @@ from pathlib import Path
 import numpy as np
 
 from robustfusion.data._common import SPLITS, handle_nonfinite
+from robustfusion.data.checks import (
+    ALLOW_SHARED_GROUPS,
+    check_disjoint_groups,
+    check_nonempty,
+    check_unique_ids,
+    decode_text_array,
+)
 from robustfusion.data.dataset import MultimodalDataset
 from robustfusion.data.mosi_utterance import carve_video_splits, crossfit_video_folds
 
@@ -69,9 +76,10 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     for k in IEMOCAP_UTTERANCE_KEYS:
         if data[k].shape[:1] != (n,):
             raise ValueError(f"{path}: {k!r}: expected {n} rows (as 'utterance_id'), found shape {data[k].shape}")
-    for k in _STRING_KEYS:
-        if data[k].dtype.kind != "U":
-            raise ValueError(f"{path}: {k!r}: expected a string array, found dtype {data[k].dtype}")
+    for k in _STRING_KEYS:  # bytes decoded as UTF-8 (or refused), never embedded as "b'...'"
+        data[k] = np.array(decode_text_array(data[k], path, k), dtype=str)
+    check_nonempty(path, path.stem, n)
+    check_unique_ids(path, "utterance_id", data["utterance_id"].tolist())
     if data["audio"].dtype.kind not in "biuf" or data["audio"].ndim != 2:
         raise ValueError(f"{path}: 'audio': expected numeric [N, D] utterance features, found dtype "
                          f"{data['audio'].dtype} shape {data['audio'].shape}")
@@ -114,7 +122,7 @@ def load_iemocap_utterance(path: str | Path, split_seed: int = 0, name: str = "i
                            text_cache_dir: str | Path | None = None, audio_transform: str = "signed_log1p",
                            speaker_norm: bool = False, standardize: bool = True, nonfinite: str = "error",
                            valid_fraction: float = 0.15, test_fraction: float = 0.2, crossfit_folds: int = 0,
-                           crossfit_fold: int = 0) -> dict[str, MultimodalDataset]:
+                           crossfit_fold: int = 0, allow_shared_groups: bool = False) -> dict[str, MultimodalDataset]:
     """Read ``<split>.npz`` files from the directory ``path`` (module docstring).
 
     Args:
@@ -130,6 +138,9 @@ def load_iemocap_utterance(path: str | Path, split_seed: int = 0, name: str = "i
         valid_fraction, test_fraction: dialogue fractions carved from ``train.npz`` for absent files.
         crossfit_folds, crossfit_fold: ``K >= 2`` deals the dialogues of ``valid.npz`` into ``K``
             folds, fold ``crossfit_fold`` being ``test``; needs ``valid.npz`` and no ``test.npz``.
+        allow_shared_groups: accept ``<split>.npz`` files that share a ``dialogue_id`` (default:
+            refused, :func:`robustfusion.data.checks.check_disjoint_groups`); an utterance in two
+            files is always refused.
 
     Returns:
         ``{"train", "valid", "test": MultimodalDataset}``, ``task="classification"``, ids =
@@ -190,6 +201,9 @@ def load_iemocap_utterance(path: str | Path, split_seed: int = 0, name: str = "i
             sel = np.isin(train["dialogue_id"], groups)
             raw[s] = {key: (v[sel] if v.shape[:1] == sel.shape else v) for key, v in train.items()}
     sources = {s: str(files.get(s, root / "train.npz")) for s in SPLITS}
+    check_disjoint_groups({s: raw[s]["utterance_id"].tolist() for s in SPLITS}, sources, "utterance_id", option=None)
+    check_disjoint_groups({s: raw[s]["dialogue_id"].tolist() for s in SPLITS}, sources, "dialogue_id",
+                          allow=allow_shared_groups, option=ALLOW_SHARED_GROUPS)
     for s in SPLITS:  # the task's utterances only (4-way: -1 left out)
         keep = raw[s][labels] >= 0
         n = keep.shape[0]
@@ -215,12 +229,13 @@ def load_iemocap_utterance(path: str | Path, split_seed: int = 0, name: str = "i
         r = raw[s]
         meta = {"source": sources[s], "format": "iemocap_utterance", "split": s, "carved": s in carve,
                 "label_names": names, "labels": labels, "group_key": "dialogue_id",
-                "group": r["dialogue_id"].tolist(), "dialogue_id": r["dialogue_id"].tolist(),
+                "dialogue_id": r["dialogue_id"].tolist(),
                 "speaker": r["speaker"].tolist(), "transcript": r["transcript"].tolist(),
                 "session": [int(x) for x in r["session"]] if "session" in r else None,
                 "split_groups": {key: v.tolist() for key, v in split_groups.items()}, "split_seed": split_seed,
                 "crossfit": [crossfit_fold, crossfit_folds] if crossfit_folds else None,
                 "audio_transform": audio_transform, "speaker_norm": speaker_norm, "standardize": stats}
         out[s] = MultimodalDataset(feats[s], r[labels].astype(np.int64), task="classification", num_outputs=k,
-                                   ids=r["utterance_id"].tolist(), name=name, meta=meta)
+                                   ids=r["utterance_id"].tolist(), name=name, meta=meta,
+                                   groups=r["dialogue_id"].tolist())
     return out

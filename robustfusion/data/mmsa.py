@@ -144,7 +144,8 @@ def load_mmsa(path: str | Path, name: str = "mmsa", nonfinite: str = "zero",
         out[split] = MultimodalDataset(
             {m: feats[m] for m in MMSA_MODALITIES}, y, task="regression", num_outputs=1,
             frame_masks={m: masks[m] for m in MMSA_MODALITIES if m in masks},
-            ids=as_str_ids(d.get("id"), n), name=name, meta=meta,
+            ids=(ids := as_str_ids(d.get("id"), n)), name=name, meta=meta,
+            groups=[i.split("$_$")[0] for i in ids],  # MMSA ids are "<video>$_$<clip>"
         )
     check_feature_widths(out)
     return out

@@ -249,5 +249,6 @@ def load_mosi_utterance(path: str | Path, split_seed: int = 0, name: str = "mosi
                 "split_seed": split_seed, "crossfit": [crossfit_fold, crossfit_folds] if crossfit_folds else None,
                 "text_features": text_features, "standardize": stats}
         out[s] = MultimodalDataset(feats[s], raw[s]["sentiment"].astype(np.float32), task="regression",
-                                   num_outputs=1, ids=[str(i) for i in raw[s]["segment_id"]], name=name, meta=meta)
+                                   num_outputs=1, ids=[str(i) for i in raw[s]["segment_id"]], name=name, meta=meta,
+                                   groups=[str(v) for v in raw[s]["video_id"]])
     return out

@@ -276,7 +276,7 @@ def load_npz_folder(path: str | Path, name: str = "npz", text_from_transcripts: 
         if p["present"]:
             present = np.stack([p["present"].get(m, np.ones(p["n"], dtype=bool)) for m in modalities], axis=1)
         meta: dict[str, Any] = {"source": str(Path(path) / f"{s}.npz"), "format": f"npz-v{SCHEMA_VERSION}",
-                                "group": [str(g) for g in a["group"].tolist()], "sentiment": p["sentiment"]}
+                                "sentiment": p["sentiment"]}
         if "transcript" in a:
             meta["transcript"] = [str(t) for t in a["transcript"].tolist()]
         if p["class_names"]:
@@ -285,7 +285,8 @@ def load_npz_folder(path: str | Path, name: str = "npz", text_from_transcripts: 
         target = a["target"].astype(np.int64 if p["task"] == "classification" else np.float32)
         out[s] = MultimodalDataset({m: x.astype(np.float32) for m, x in p["feats"].items()}, target, task=p["task"],
                                    num_outputs=p.get("num_classes", 1), frame_masks=p["masks"] or None,
-                                   present=present, ids=ids, name=name, meta=meta)
+                                   present=present, ids=ids, name=name, meta=meta,
+                                   groups=[str(g) for g in a["group"].tolist()])
     return out
 
 

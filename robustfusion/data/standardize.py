@@ -85,7 +85,7 @@ class Standardizer:
                                  "size is the training data's, saved in the run's standardizer)")
         return MultimodalDataset({m: self._apply(x, m, False) for m, x in dataset.features.items()},
                                  dataset.targets, dataset.task, dataset.num_outputs, dataset.frame_masks,
-                                 dataset.present, dataset.ids, dataset.name, dataset.meta)
+                                 dataset.present, dataset.ids, dataset.name, dataset.meta, dataset.groups)
 
     def save(self, path: str | Path) -> Path:
         return atomic_write_json(path, {"clip": self.clip, "modalities": {

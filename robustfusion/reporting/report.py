@@ -9,7 +9,9 @@ from typing import Any
 
 from robustfusion.io import atomic_write_text
 from robustfusion.metrics import REPORT_METRICS
-from robustfusion.protocols import get_protocol, protocol_label, protocol_names
+from robustfusion.protocols import SUBSETS, get_protocol, protocol_label, protocol_names
+from robustfusion.reporting.comparisons import comparison_markdown
+from robustfusion.reporting.interval_plot import plot_intervals
 from robustfusion.reporting.plots import plot_subsets, plot_sweep
 from robustfusion.reporting.tables import latex_table, markdown_table
 from robustfusion.results import (
@@ -41,14 +43,16 @@ def _safe(s: str) -> str:
 
 
 def write_report(rows: Iterable[dict], out_dir: str | Path, metrics: Sequence[str] | None = None, *,
-                 digits: int = 3, scale: float = 1.0, plots: bool = True) -> dict[str, Any]:
+                 digits: int = 3, scale: float = 1.0, plots: bool = True,
+                 comparisons: Sequence[dict] | None = None) -> dict[str, Any]:
     """Write ``table.md``, ``table.tex``, ``robustness_aggregate.csv`` and the plots into ``out_dir``.
 
     For each dataset/split in the rows and each metric (default :func:`default_metrics`): the
     subsets table and bar chart, and for each sweep protocol the level table (with AUILC and
     relative robustness) and the metric-vs-level plot. When an ``"oracle"`` model is present,
     a "gap to oracle" table (model minus oracle, :func:`robustfusion.results.oracle_gap_rows`)
-    follows each metric's tables.
+    follows each metric's tables. ``comparisons`` (rows of :mod:`robustfusion.comparisons`) add
+    a section of differences with their intervals, marked where the interval excludes 0.
 
     Returns:
         ``{"markdown": str, "table_md": Path, "table_tex": Path, "aggregate_csv": Path,
@@ -102,6 +106,15 @@ def write_report(rows: Iterable[dict], out_dir: str | Path, metrics: Sequence[st
                     files += list(made.values())
                     pngs.append(made["png"])
                     md += [f"![{metric} {p}](plots/{made['png'].name})", ""]
+    if plots and any(r["protocol"] == SUBSETS and r["metric"] == "PI_width" for r in agg):
+        made = plot_intervals(rows, out_dir / "plots" / "subsets_intervals")
+        files += list(made.values())
+        pngs.append(made["png"])
+        md += ["## Prediction intervals per subset", "", f"![interval width and coverage](plots/{made['png'].name})",
+               ""]
+    if comparisons:
+        md += ["", comparison_markdown(comparisons, metrics or default_metrics(r["metric"] for r in comparisons),
+                                       digits)]
     markdown = "\n".join(md).rstrip() + "\n"
     files.append(atomic_write_text(out_dir / "table.md", markdown))
     files.append(atomic_write_text(out_dir / "table.tex", "\n".join(tex).rstrip() + "\n"))

@@ -236,16 +236,17 @@ def _levels(cfg: DictConfig) -> dict[str, list[float]]:
 
 
 def evaluate_model(model, cfg: DictConfig, dataset: MultimodalDataset, oracle_dataset=None,
-                   model_name: str | None = None) -> list[dict]:
+                   model_name: str | None = None, predictions: dict | None = None) -> list[dict]:
     """Robustness rows of ``model`` (any predictor) on ``dataset`` under ``cfg.eval``, plus the
     oracle's rows on ``oracle_dataset`` (the same split with raw features, if given). Drop
     patterns depend only on (seed, protocol, level) and the batch order, so every predictor sees
-    identical patterns."""
+    identical patterns. ``predictions``: a dict that receives the model's per-condition
+    predictions (:func:`robustfusion.robustness.evaluate`)."""
     device = resolve_device(cfg.train.device)
     rows = evaluate(model, dataset, protocols=list(cfg.eval.protocols), levels=_levels(cfg),
                     seed=cfg.seed, batch_size=cfg.eval.batch_size, dataset_name=cfg.data.name,
                     model_name=model_name or cfg.name or cfg.model.name, split=cfg.data.split,
-                    keep_at_least_one=cfg.eval.keep_at_least_one, device=device)
+                    keep_at_least_one=cfg.eval.keep_at_least_one, device=device, predictions=predictions)
     if oracle_dataset is not None:
         rows += oracle_rows(cfg, oracle_dataset)
     return rows

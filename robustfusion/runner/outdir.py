@@ -26,7 +26,7 @@ REPORT_FILES = frozenset({"robustness.csv", "robustness_aggregate.csv", "table.m
 REPRODUCE_KEPT = ("runs", "submitit")
 #: What ``reproduce --out`` writes.
 REPRODUCE_FILES = frozenset({"robustness.csv", "robustness_aggregate.csv", "table.md", "table.tex", "plots",
-                             "timings.json", "grid.yaml", *REPRODUCE_KEPT})
+                             "timings.json", "grid.yaml", "comparisons.csv", *REPRODUCE_KEPT})
 
 
 def check_result_dir(out: str | Path, allowed: Iterable[str], command: str,

@@ -32,7 +32,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from robustfusion.baselines import fit_logistic_specialists, fit_ridge_specialists
+from robustfusion.comparisons import comparison_rows, write_comparisons_csv
+from robustfusion.data import MultimodalDataset
 from robustfusion.io import atomic_write_json, atomic_write_text, replace_dir
+from robustfusion.metrics import REPORT_METRICS
 from robustfusion.models.registry import MODELS
 from robustfusion.reporting import write_report
 from robustfusion.results import write_rows_csv
@@ -51,6 +54,7 @@ from robustfusion.runner.presets import GRIDS, METHODS, Grid, method_config
 from robustfusion.runner.resources import torch_threads
 from robustfusion.runner.rundir import run_name
 from robustfusion.tasks import TASKS
+from robustfusion.uncertainty import WEIGHTED_METRICS
 
 __all__ = ["SPECIALISTS_RIDGE", "reproduce"]
 
@@ -112,9 +116,12 @@ def _run_job(method: str, seed: int, *, grid: Grid, quick: bool, overrides: Sequ
             if run_dir.exists():
                 shutil.rmtree(run_dir)
             run = train_run(cfg, run_dir=run_dir, data=data, num_threads=num_threads)
-        rows = evaluate_model(run.model, cfg, run.data.splits[cfg.data.split])
+        preds: dict = {}
+        rows = evaluate_model(run.model, cfg, run.data.splits[cfg.data.split],
+                              predictions=preds)
     return {"rows": rows, "seconds": round(time.perf_counter() - t0, 2), "reused": reused,
-            "dataset": str(cfg.data.name), "run_dir": str(run_dir)}
+            "dataset": str(cfg.data.name), "run_dir": str(run_dir),
+            "predictions": {c: p.numpy() for c, p in preds.items()}}
 
 
 def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Path | None = None,
@@ -205,10 +212,13 @@ def _reproduce(grid: Grid, name: str, methods: list[str], seeds: list[int], quic
                      out=out, log=lambda message: log(f"[reproduce] {message}"))
 
     rows: list[dict] = []
+    predictions: dict[str, dict[int, dict]] = {}  # model -> seed -> condition -> [N, K]
     specialists: dict[tuple[str, str], Any] = {}
     for seed in seeds:  # the serial order, whatever order the runs finished in
         for method in methods:
             rows += done[(seed, method)]["rows"]
+            predictions.setdefault(done[(seed, method)]["rows"][0]["model"], {})[seed] = \
+                done[(seed, method)]["predictions"]
         ref_cfg = method_config(grid, methods[0], seed, quick, overrides)
         with torch_threads(ref_cfg.train.num_threads):
             data = PROCESS_DATA.get(ref_cfg)
@@ -221,17 +231,38 @@ def _reproduce(grid: Grid, name: str, methods: list[str], seeds: list[int], quic
                     key = (model_name, data_key(ref_cfg))
                     if key not in specialists:  # closed form / deterministic: the same fit for every seed
                         specialists[key] = fit_references(data.splits["train"], data.splits["valid"])
+                    ref_preds: dict = {}
                     rows += evaluate_model(specialists[key], ref_cfg, data.splits[ref_cfg.data.split],
-                                           model_name=model_name)
+                                           model_name=model_name, predictions=ref_preds)
+                    predictions.setdefault(model_name, {})[seed] = {c: p.numpy() for c, p in ref_preds.items()}
+    test = PROCESS_DATA.get(ref_cfg).splits[ref_cfg.data.split]
+    comparisons = grid_comparisons(predictions, test)
     timings["total"] = round(time.perf_counter() - t_all, 2)
     with replace_dir(out, keep=REPRODUCE_KEPT) as tmp:  # the old outputs or the new ones, never a mix
         write_rows_csv(rows, tmp / "robustness.csv")
-        report = write_report(rows, tmp)  # table.md, table.tex, plots
+        write_comparisons_csv(comparisons, tmp / "comparisons.csv")
+        report = write_report(rows, tmp, comparisons=comparisons)  # table.md, table.tex, plots
         atomic_write_json(tmp / "timings.json", timings)
         atomic_write_text(tmp / "grid.yaml", OmegaConf.to_yaml(OmegaConf.create(
             {"name": name, "quick": quick, "methods": methods, "seeds": seeds, "overrides": overrides})))
     return {"markdown": report["markdown"], "paths": relocate(report.get("paths", {}), tmp, out), "rows": rows,
             "timings": timings, "out": out}
+
+
+#: the comparison reference of a grid, the first of these it has (per-subset specialists first)
+COMPARISON_REFERENCES = (SPECIALISTS_LOGISTIC, SPECIALISTS_RIDGE, "late_fusion")
+
+
+def grid_comparisons(predictions: dict[str, dict[int, dict]], test: MultimodalDataset) -> list[dict]:
+    """``comparisons.csv`` rows of a grid: every model against the first of
+    :data:`COMPARISON_REFERENCES` it has (none: the first model), effective robustness against
+    ``late_fusion``, on the task's report metrics, resampling ``test.groups`` and seeds."""
+    reference = next((r for r in COMPARISON_REFERENCES if r in predictions), next(iter(predictions)))
+    metrics = [m for m in REPORT_METRICS[test.task] if m in WEIGHTED_METRICS]
+    if len(predictions) < 2 or not metrics:
+        return []
+    return comparison_rows(predictions, test.targets.numpy(), test.groups, reference, metrics,
+                           late_fusion="late_fusion")
 
 
 def _comparable(cfg: DictConfig) -> str:

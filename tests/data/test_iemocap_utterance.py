@@ -23,7 +23,7 @@ def test_four_way_drops_unlabelled_and_keeps_ids(tmp_path, rng, build, fake_text
         assert len(ds) == int(keep.sum()) and ds.task == "classification" and ds.num_outputs == 4
         assert ds.ids == z["utterance_id"][keep].tolist()
         np.testing.assert_array_equal(ds.targets.numpy(), z["emotion4"][keep])
-        assert ds.meta["dialogue_id"] == z["dialogue_id"][keep].tolist() == ds.meta["group"]
+        assert ds.meta["dialogue_id"] == z["dialogue_id"][keep].tolist() == ds.groups
         assert ds.meta["speaker"] == z["speaker"][keep].tolist() and not ds.meta["carved"]
         assert ds.meta["label_names"] == ["happy", "sad", "neutral", "angry"]
         assert ds.modality_dims == {"text": 16, "audio": 8}
@@ -72,15 +72,15 @@ def test_speaker_norm_uses_each_speakers_own_statistics(tmp_path, rng, build, fa
 def test_carving_and_crossfit_group_by_dialogue(tmp_path, rng, build, fake_text):
     d = _dir(tmp_path, rng, build, ("train",))
     data = load_iemocap_utterance(d, split_seed=1)
-    groups = {s: set(ds.meta["group"]) for s, ds in data.items()}
+    groups = {s: set(ds.groups) for s, ds in data.items()}
     assert data["test"].meta["carved"] and data["valid"].meta["carved"]
     assert all(groups[a].isdisjoint(groups[b]) for a, b in (("train", "valid"), ("train", "test"), ("valid", "test")))
     (tmp_path / "cf").mkdir()
     d2 = _dir(tmp_path / "cf", rng, build)
     folds = [load_iemocap_utterance(d2, crossfit_folds=2, crossfit_fold=k) for k in (0, 1)]
     z = np.load(d2 / "valid.npz")
-    assert set(folds[0]["test"].meta["group"]) == set(folds[1]["valid"].meta["group"])
-    assert set(folds[0]["test"].meta["group"]) | set(folds[1]["test"].meta["group"]) == set(z["dialogue_id"].tolist())
+    assert set(folds[0]["test"].groups) == set(folds[1]["valid"].groups)
+    assert set(folds[0]["test"].groups) | set(folds[1]["test"].groups) == set(z["dialogue_id"].tolist())
     assert len(folds[0]["train"]) == int((np.load(d2 / "train.npz")["emotion4"] >= 0).sum())
     with pytest.raises(ValueError, match=r"crossfit_folds=2 expected valid.npz and no test.npz"):
         load_iemocap_utterance(d, crossfit_folds=2)
@@ -104,7 +104,7 @@ def test_bad_input_names_file_and_expectation(tmp_path, rng, build, fake_text):
     with pytest.raises(ValueError, match=r"valid\.npz: 'audio': expected feature width 8"):
         load_iemocap_utterance(d)
     np.savez(d / "valid.npz", **{**z, "transcript": np.arange(len(z["transcript"]))})
-    with pytest.raises(ValueError, match=r"'transcript': expected a string array, found dtype int64"):
+    with pytest.raises(ValueError, match=r"'transcript': expected strings, found dtype int64"):
         load_iemocap_utterance(d)
     with pytest.raises(FileNotFoundError, match=r"expected train.npz"):
         load_iemocap_utterance(_empty(tmp_path))
@@ -135,6 +135,29 @@ def test_real_iemocap(iemocap_dir):
         assert ds.modality_dims == {"text": 384, "audio": 8}
         assert set(ds.targets.unique().tolist()) == {0, 1, 2, 3}
         ds.full_batch()
-    assert set(data["train"].meta["group"]).isdisjoint(data["test"].meta["group"])
+    assert set(data["train"].groups).isdisjoint(data["test"].groups)
     six = load_dataset("iemocap_utterance", iemocap_dir, labels="emotion6")
     assert len(six["valid"]) == 1512
+
+
+def test_load_time_checks_repeated_ids_shared_dialogues_and_bytes_transcripts(tmp_path, rng, build, fake_text):
+    (tmp_path / "ok").mkdir()
+    z = dict(np.load(_dir(tmp_path / "ok", rng, build, ("train",)) / "train.npz"))
+
+    def folder(name, **files):
+        d = tmp_path / name
+        d.mkdir()
+        for split, arrays in files.items():
+            np.savez(d / f"{split}.npz", **arrays)
+        return d
+
+    dup = folder("dup", train={**z, "utterance_id": np.array([z["utterance_id"][0]] * len(z["utterance_id"]))})
+    with pytest.raises(ValueError, match=r"train.npz: 'utterance_id': 1 ids appear more than once"):
+        load_iemocap_utterance(dup)
+    shared = folder("shared", train=z, valid={**z, "utterance_id": np.array([f"{u}_v" for u in z["utterance_id"]])})
+    with pytest.raises(ValueError, match=r"dialogue_id"):
+        load_iemocap_utterance(shared)
+    data = load_iemocap_utterance(shared, allow_shared_groups=True)
+    assert set(data["train"].groups) & set(data["valid"].groups)
+    raw = folder("bytes", train={**z, "transcript": np.array([t.encode("utf-8") for t in z["transcript"]])})
+    assert load_iemocap_utterance(raw)["train"].meta["transcript"][0] == str(z["transcript"][z["emotion4"] >= 0][0])

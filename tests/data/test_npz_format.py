@@ -53,7 +53,7 @@ def test_a_generated_folder_loads_with_exactly_its_arrays(tmp_path):
         assert torch.equal(valid.frame_masks["audio"], torch.from_numpy(z["mask_audio"]))
         assert valid.present[:, 2].tolist() == z["present_vision"].tolist() and bool(valid.present[:, :2].all())
         assert torch.equal(valid.targets, torch.from_numpy(z["target"]))
-        assert valid.ids == z["id"].tolist() and valid.meta["group"] == z["group"].tolist()
+        assert valid.ids == z["id"].tolist() and valid.groups == z["group"].tolist()
         assert valid.meta["transcript"] == z["transcript"].tolist() and valid.meta["sentiment"] is False
 
 

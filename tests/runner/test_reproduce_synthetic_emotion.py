@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from robustfusion.comparisons import read_comparisons_csv
 from robustfusion.data.synthetic import EMOTION_NAMES, load_synthetic
 from robustfusion.runner.presets import GRIDS, method_config
 from robustfusion.runner.reproduce import reproduce
@@ -42,6 +43,12 @@ def test_reproduce_synthetic_emotion_quick_end_to_end(tmp_path):
         assert 0.0 <= metrics["Acc"] <= 1.0 and metrics["NLL"] > 0.0
     oracle = {r["metric"]: r["value"] for r in full if r["model"] == "oracle"}
     assert oracle["Acc"] > 1 / 6
+    comparisons = read_comparisons_csv(tmp_path / "comparisons.csv")  # against the logistic specialists
+    assert comparisons and {r["reference"] for r in comparisons if r["protocol"] == "subsets"} == {"specialists_logistic"}
+    assert {r["model"] for r in comparisons} == {"gmc", "gmc_pf", "late_fusion", "specialists_ridge"}
+    assert all(r["ci_low"] <= r["delta"] <= r["ci_high"] for r in comparisons if r["protocol"] == "subsets")
+    assert any(r["ci_high"] > r["ci_low"] for r in comparisons)
+    assert "Differences with 95% intervals" in (tmp_path / "table.md").read_text()
 
 
 class _Uniform:
