@@ -18,7 +18,8 @@ Where the reported numbers come from depends on what ``DIR`` holds (documented i
 * only ``train.npz``: one grid whose ``valid`` and ``test`` are carved from it by whole groups.
 
 Each part lives in ``OUT/<part>/`` (its own runs, rows and report) and ``OUT/`` gets the combined
-``robustness.csv``, ``table.md``, ``table.tex``, plots and ``timings.json``.
+``robustness.csv``, ``table.md``, ``table.tex``, plots and ``timings.json``, and a
+``comparisons.csv`` computed on the parts' test predictions pooled (every validation group once).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from robustfusion.comparisons import write_comparisons_csv
 from robustfusion.io import atomic_write_json, replace_dir
 from robustfusion.reporting import write_report
 from robustfusion.results import write_rows_csv
@@ -35,7 +39,7 @@ from robustfusion.runner.grid_out import default_grid_out
 from robustfusion.runner.launchers import Launcher
 from robustfusion.runner.outdir import relocate
 from robustfusion.runner.presets import GRIDS, Grid
-from robustfusion.runner.reproduce import reproduce
+from robustfusion.runner.reproduce import grid_comparisons, reproduce
 
 __all__ = ["PART_SEED_STRIDE", "data_parts", "reproduce_on_data"]
 
@@ -88,17 +92,37 @@ def reproduce_on_data(name: str | Grid, data: str | Path, quick: bool = False, o
         return {**result, "parts": [""]}
     rows: list[dict] = []
     timings: dict[str, Any] = {}
+    pooled: list[dict] = []
     t0 = time.perf_counter()
     for k, (part, part_overrides) in enumerate(parts):
         result = reproduce(name, quick=quick, out=out / part, overrides=base + part_overrides, launcher=launcher,
                            jobs=jobs, log=log)
         rows += [{**r, "seed": PART_SEED_STRIDE * k + int(r["seed"])} for r in result["rows"]]
         timings[part] = result["timings"]
+        pooled.append(result["predictions"])
     timings["total"] = round(time.perf_counter() - t0, 2)
+    comparisons = _pooled_comparisons(pooled)
     names = tuple(p for p, _ in parts)
     with replace_dir(out, keep=names) as tmp:  # the pooled set replaced whole; the parts' folders carried over
         write_rows_csv(rows, tmp / "robustness.csv")
-        report = write_report(rows, tmp)
+        write_comparisons_csv(comparisons, tmp / "comparisons.csv")
+        report = write_report(rows, tmp, comparisons=comparisons)
         atomic_write_json(tmp / "timings.json", timings)
     return {"markdown": report["markdown"], "paths": relocate(report.get("paths", {}), tmp, out), "rows": rows,
-            "timings": timings, "parts": list(names), "out": out}
+            "timings": timings, "parts": list(names), "out": out, "comparisons": comparisons}
+
+
+def _pooled_comparisons(parts: list[dict]) -> list[dict]:
+    """``comparisons.csv`` over every part's test groups at once: each model's predictions of a
+    seed concatenated over the parts (each part scores other groups), so an interval resamples
+    all the validation groups and the seeds."""
+    models: dict[str, dict[int, dict]] = {}
+    for part in parts:
+        for model, per_seed in part["models"].items():
+            for seed, conds in per_seed.items():
+                dest = models.setdefault(model, {}).setdefault(seed, {})
+                for cond, p in conds.items():
+                    dest[cond] = p if cond not in dest else np.concatenate([dest[cond], p])
+    targets = np.concatenate([p["targets"] for p in parts])
+    groups = [g for p in parts for g in p["groups"]]
+    return grid_comparisons(models, targets, groups, parts[0]["task"])

@@ -33,7 +33,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from robustfusion.baselines import fit_logistic_specialists, fit_ridge_specialists
 from robustfusion.comparisons import comparison_rows, write_comparisons_csv
-from robustfusion.data import MultimodalDataset
 from robustfusion.io import atomic_write_json, atomic_write_text, replace_dir
 from robustfusion.metrics import REPORT_METRICS
 from robustfusion.models.registry import MODELS
@@ -236,7 +235,7 @@ def _reproduce(grid: Grid, name: str, methods: list[str], seeds: list[int], quic
                                            model_name=model_name, predictions=ref_preds)
                     predictions.setdefault(model_name, {})[seed] = {c: p.numpy() for c, p in ref_preds.items()}
     test = PROCESS_DATA.get(ref_cfg).splits[ref_cfg.data.split]
-    comparisons = grid_comparisons(predictions, test)
+    comparisons = grid_comparisons(predictions, test.targets.numpy(), test.groups, test.task)
     timings["total"] = round(time.perf_counter() - t_all, 2)
     with replace_dir(out, keep=REPRODUCE_KEPT) as tmp:  # the old outputs or the new ones, never a mix
         write_rows_csv(rows, tmp / "robustness.csv")
@@ -246,23 +245,24 @@ def _reproduce(grid: Grid, name: str, methods: list[str], seeds: list[int], quic
         atomic_write_text(tmp / "grid.yaml", OmegaConf.to_yaml(OmegaConf.create(
             {"name": name, "quick": quick, "methods": methods, "seeds": seeds, "overrides": overrides})))
     return {"markdown": report["markdown"], "paths": relocate(report.get("paths", {}), tmp, out), "rows": rows,
-            "timings": timings, "out": out}
+            "timings": timings, "out": out, "comparisons": comparisons,
+            "predictions": {"models": predictions, "targets": test.targets.numpy(), "groups": list(test.groups),
+                            "task": test.task}}
 
 
 #: the comparison reference of a grid, the first of these it has (per-subset specialists first)
 COMPARISON_REFERENCES = (SPECIALISTS_LOGISTIC, SPECIALISTS_RIDGE, "late_fusion")
 
 
-def grid_comparisons(predictions: dict[str, dict[int, dict]], test: MultimodalDataset) -> list[dict]:
+def grid_comparisons(predictions: dict[str, dict[int, dict]], targets, groups, task: str) -> list[dict]:
     """``comparisons.csv`` rows of a grid: every model against the first of
     :data:`COMPARISON_REFERENCES` it has (none: the first model), effective robustness against
-    ``late_fusion``, on the task's report metrics, resampling ``test.groups`` and seeds."""
+    ``late_fusion``, on the task's report metrics, resampling the test ``groups`` and the seeds."""
     reference = next((r for r in COMPARISON_REFERENCES if r in predictions), next(iter(predictions)))
-    metrics = [m for m in REPORT_METRICS[test.task] if m in WEIGHTED_METRICS]
+    metrics = [m for m in REPORT_METRICS[task] if m in WEIGHTED_METRICS]
     if len(predictions) < 2 or not metrics:
         return []
-    return comparison_rows(predictions, test.targets.numpy(), test.groups, reference, metrics,
-                           late_fusion="late_fusion")
+    return comparison_rows(predictions, targets, groups, reference, metrics, late_fusion="late_fusion")
 
 
 def _comparable(cfg: DictConfig) -> str:

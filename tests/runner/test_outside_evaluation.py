@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from robustfusion.cli import main
+from robustfusion.comparisons import read_comparisons_csv
 from robustfusion.results import read_rows_csv
 from robustfusion.runner.data_grids import PART_SEED_STRIDE, data_parts
 from tests.data.conftest import fake_embed_texts, make_iemocap_npz, make_mosi_npz
@@ -35,7 +36,7 @@ def _mosi_dir(root: Path, splits=("train", "valid", "test")) -> Path:
     rng = np.random.default_rng(0)
     root.mkdir()
     for k, s in enumerate(splits):
-        make_mosi_npz(root / f"{s}.npz", rng, n_videos=8 if s == "train" else 4, per_video=4, video_prefix=f"{s[0]}")
+        make_mosi_npz(root / f"{s}.npz", rng, n_videos=8 if s == "train" else 4, per_video=4, video_prefix=s)
     return root
 
 
@@ -108,6 +109,12 @@ def test_reproduce_with_data_cross_fits_without_test_npz(tmp_path, capsys, fake_
         assert {r["seed"] for r in part if r["model"] == "gmc_pf"} == {0}
     assert (out / "table.md").is_file() and "specialists_logistic" in (out / "table.md").read_text()
     assert len(set(z["dialogue_id"].tolist())) == 4
+    # the pooled comparisons: gmc_pf minus the logistic specialists over every validation dialogue
+    comparisons = read_comparisons_csv(out / "comparisons.csv")
+    text = next(r for r in comparisons if r["model"] == "gmc_pf" and r["subset"] == "text" and r["metric"] == "Acc")
+    pooled = {k: read_rows_csv(out / f"fold{k}" / "robustness.csv") for k in (0, 1)}
+    assert text["reference"] == "specialists_logistic" and text["ci_low"] <= text["delta"] <= text["ci_high"]
+    assert all((out / f"fold{k}" / "comparisons.csv").is_file() for k in pooled)
 
 
 def test_reproduce_data_errors(tmp_path, capsys):
