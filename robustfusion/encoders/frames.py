@@ -33,8 +33,8 @@ def create_timm_backbone(model_name: str, in_chans: int = 3, num_classes: int = 
     try:
         import timm
     except ImportError:
-        raise ValueError('the timm_frames encoder needs timm, an optional extra: pip install "robustfusion[frames]" '
-                         "(install torch and torchvision first to keep your own builds)") from None
+        raise ValueError("the timm_frames encoder needs timm, a dependency of robustfusion that does not import "
+                         "here: pip install timm, with the torchvision of your torch installed first") from None
 
     if timm_kwargs.pop("pretrained", False):
         raise ValueError(f"timm backbone {model_name!r}: pretrained=True would need a download and robustfusion "
