@@ -301,20 +301,21 @@ def evaluate(predictor, dataset: MultimodalDataset, *, protocols: Sequence[str] 
         predictions.update(preds)
     extra, vrr = ({}, None) if not uncertain else uncertainty_metrics(
         predictor, preds, present, y, [c for c in conditions if get_protocol(c[0]).reuses_latents])
-    rows: list[dict] = []
-
-    def row(p: str, lv, sub: str, metric: str, value: float) -> dict:
-        return {"dataset": dataset_name, "model": model_name, "seed": int(seed), "protocol": p, "level": lv,
-                "subset": sub, "split": split, "metric": metric, "value": float(value)}
-
-    for p, lv, sub in conditions:
-        values = {**metric_fn(preds[(p, lv, sub)], y), **extra.get((p, lv, sub), {})}
-        rows += [row(p, lv, sub, metric, value) for metric, value in values.items()]
+    base = {"dataset": dataset_name, "model": model_name, "seed": int(seed), "split": split}
+    rows = [_row(base, c, metric, value) for c in conditions
+            for metric, value in {**metric_fn(preds[c], y), **extra.get(c, {})}.items()]
     if vrr is not None:
-        rows.append(row(SUBSETS, None, SWEEP_SUBSET, "VRR", vrr))
+        rows.append(_row(base, (SUBSETS, None, SWEEP_SUBSET), "VRR", vrr))
     if summaries:
         rows += summary_rows(rows)
     return rows
+
+
+def _row(base: dict, condition: tuple, metric: str, value: float) -> dict:
+    """One long-format row (fields in :data:`~robustfusion.results.ROW_FIELDS` order)."""
+    protocol, level, subset = condition
+    return {"dataset": base["dataset"], "model": base["model"], "seed": base["seed"], "protocol": protocol,
+            "level": level, "subset": subset, "split": base["split"], "metric": metric, "value": float(value)}
 
 
 def evaluate_many(predictors: Mapping[str, Any], dataset, *, seeds: Sequence[int] = (0,), **kwargs) -> list[dict]:

@@ -219,21 +219,7 @@ def _reproduce(grid: Grid, name: str, methods: list[str], seeds: list[int], quic
             predictions.setdefault(done[(seed, method)]["rows"][0]["model"], {})[seed] = \
                 done[(seed, method)]["predictions"]
         ref_cfg = method_config(grid, methods[0], seed, quick, overrides)
-        with torch_threads(ref_cfg.train.num_threads):
-            data = PROCESS_DATA.get(ref_cfg)
-            if grid.oracle:
-                rows += oracle_rows(ref_cfg, data.raw[ref_cfg.data.split])
-            if grid.specialists:
-                for model_name, fit_references, tasks in REFERENCES:
-                    if data.splits["train"].task not in tasks:
-                        continue
-                    key = (model_name, data_key(ref_cfg))
-                    if key not in specialists:  # closed form / deterministic: the same fit for every seed
-                        specialists[key] = fit_references(data.splits["train"], data.splits["valid"])
-                    ref_preds: dict = {}
-                    rows += evaluate_model(specialists[key], ref_cfg, data.splits[ref_cfg.data.split],
-                                           model_name=model_name, predictions=ref_preds)
-                    predictions.setdefault(model_name, {})[seed] = {c: p.numpy() for c, p in ref_preds.items()}
+        rows += _reference_rows(grid, ref_cfg, seed, specialists, predictions)
     test = PROCESS_DATA.get(ref_cfg).splits[ref_cfg.data.split]
     comparisons = grid_comparisons(predictions, test.targets.numpy(), test.groups, test.task)
     timings["total"] = round(time.perf_counter() - t_all, 2)
@@ -248,6 +234,29 @@ def _reproduce(grid: Grid, name: str, methods: list[str], seeds: list[int], quic
             "timings": timings, "out": out, "comparisons": comparisons,
             "predictions": {"models": predictions, "targets": test.targets.numpy(), "groups": list(test.groups),
                             "task": test.task}}
+
+
+def _reference_rows(grid: Grid, ref_cfg: DictConfig, seed: int, specialists: dict, predictions: dict) -> list[dict]:
+    """The oracle's and the per-subset specialists' rows of one seed (the specialists fitted once per
+    data config and kept in ``specialists``); their predictions go into ``predictions``."""
+    rows: list[dict] = []
+    with torch_threads(ref_cfg.train.num_threads):
+        data = PROCESS_DATA.get(ref_cfg)
+        if grid.oracle:
+            rows += oracle_rows(ref_cfg, data.raw[ref_cfg.data.split])
+        if not grid.specialists:
+            return rows
+        for model_name, fit_references, tasks in REFERENCES:
+            if data.splits["train"].task not in tasks:
+                continue
+            key = (model_name, data_key(ref_cfg))
+            if key not in specialists:  # closed form / deterministic: the same fit for every seed
+                specialists[key] = fit_references(data.splits["train"], data.splits["valid"])
+            ref_preds: dict = {}
+            rows += evaluate_model(specialists[key], ref_cfg, data.splits[ref_cfg.data.split],
+                                   model_name=model_name, predictions=ref_preds)
+            predictions.setdefault(model_name, {})[seed] = {c: p.numpy() for c, p in ref_preds.items()}
+    return rows
 
 
 #: the comparison reference of a grid, the first of these it has (per-subset specialists first)
