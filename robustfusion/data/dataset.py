@@ -24,6 +24,89 @@ def _tensor(a, dtype=None) -> Tensor:
     return t.to(dtype) if dtype is not None else t
 
 
+def _checked_features(features: Mapping[str, object]) -> dict[str, Tensor]:
+    """The modality arrays as float32 tensors, checked for shape, dtype and finiteness."""
+    raw = {k: _tensor(v) for k, v in features.items()}
+    if not raw:
+        raise ValueError("MultimodalDataset: expected at least one modality, found none")
+    n = next(iter(raw.values())).shape[0] if next(iter(raw.values())).dim() > 0 else -1
+    for k, v in raw.items():
+        if v.dim() not in (2, 3):
+            raise ValueError(f"modality {k!r}: expected [N, D] or [N, T, D], found shape {tuple(v.shape)}")
+        if v.shape[0] != n:
+            raise ValueError(f"modality {k!r}: expected {n} samples, found shape {tuple(v.shape)}")
+        if v.dtype == torch.bool or v.is_complex():
+            raise ValueError(f"modality {k!r}: expected real-valued features, found dtype {v.dtype}")
+        if v.dim() == 3 and v.shape[1] == 0:
+            raise ValueError(f"modality {k!r}: expected sequences of at least one frame (T >= 1), found shape "
+                             f"{tuple(v.shape)}")
+        if v.shape[-1] == 0:
+            raise ValueError(f"modality {k!r}: expected a feature size >= 1, found shape {tuple(v.shape)}")
+    out = {k: v.to(torch.float32) for k, v in raw.items()}
+    for k, v in out.items():
+        finite = torch.isfinite(v)
+        if not bool(finite.all()):
+            raise ValueError(f"modality {k!r}: expected finite features, found {int((~finite).sum())} "
+                             "NaN/inf values; clean them with robustfusion.replace_nonfinite (or the "
+                             "loader's nonfinite option)")
+    return out
+
+
+def _checked_targets(targets, task: str, n: int) -> Tensor:
+    """The targets as long class indices (classification) or float32 values, checked against ``n``."""
+    raw_targets = _tensor(targets)
+    if raw_targets.dim() == 0 or raw_targets.shape[0] != n:
+        raise ValueError(f"targets: expected {n} samples, found shape {tuple(raw_targets.shape)}")
+    if task == "classification":
+        if raw_targets.dim() != 1:
+            raise ValueError(f"classification targets: expected class indices of shape ({n},), "
+                             f"found {tuple(raw_targets.shape)}")
+        if raw_targets.dtype.is_floating_point and not bool((raw_targets == raw_targets.round()).all()):
+            raise ValueError("classification targets: expected integer class indices, found "
+                             "non-integer values")
+        out = raw_targets.to(torch.long)
+        if n > 0 and int(out.min()) < 0:
+            raise ValueError(f"classification targets: expected classes >= 0, found {int(out.min())}")
+        return out
+    out = raw_targets.to(torch.float32)
+    if not bool(torch.isfinite(out).all()):
+        raise ValueError(f"{task} targets: expected finite values, found NaN or inf")
+    return out
+
+
+def _checked_num_outputs(num_outputs: int | None, targets: Tensor, task: str, n: int) -> int:
+    """The prediction size: ``num_outputs`` or one inferred from the targets, checked against them."""
+    if num_outputs is None:
+        if task == "classification":
+            num_outputs = int(targets.max()) + 1
+        elif task == "multilabel" or (targets.dim() == 2):
+            num_outputs = int(targets.shape[1]) if targets.dim() == 2 else 1
+        else:
+            num_outputs = 1
+    num_outputs = int(num_outputs)
+    if task == "classification" and n > 0 and int(targets.max()) >= num_outputs:
+        raise ValueError(f"classification targets: expected classes in [0, {num_outputs - 1}], "
+                         f"found {int(targets.max())}")
+    return num_outputs
+
+
+def _checked_frame_masks(frame_masks: Mapping[str, object] | None,
+                         features: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """The frame masks as bool tensors, each matching its sequence modality's ``[N, T]``."""
+    out = {}
+    for k, v in (frame_masks or {}).items():
+        if k not in features:
+            raise ValueError(f"frame mask given for unknown modality {k!r}; expected one of {list(features)}")
+        x = features[k]
+        if x.dim() != 3:
+            raise ValueError(f"frame mask of {k!r}: modality is not a sequence (shape {tuple(x.shape)})")
+        fm = _tensor(v)
+        if tuple(fm.shape) != tuple(x.shape[:2]):
+            raise ValueError(f"frame mask of {k!r}: expected shape {tuple(x.shape[:2])}, found {tuple(fm.shape)}")
+        out[k] = fm.bool()
+    return out
+
+
 class MultimodalDataset(torch.utils.data.Dataset):
     """Named modality arrays ``[N, D]`` or ``[N, T, D]``, targets, optional frame masks.
 
@@ -49,69 +132,12 @@ class MultimodalDataset(torch.utils.data.Dataset):
                  meta: Mapping[str, object] | None = None, groups: Sequence[str] | None = None) -> None:
         if task not in TASKS:
             raise ValueError(f"task: expected one of {TASKS}, found {task!r}")
-        raw = {k: _tensor(v) for k, v in features.items()}
-        if not raw:
-            raise ValueError("MultimodalDataset: expected at least one modality, found none")
-        n = next(iter(raw.values())).shape[0] if next(iter(raw.values())).dim() > 0 else -1
-        for k, v in raw.items():
-            if v.dim() not in (2, 3):
-                raise ValueError(f"modality {k!r}: expected [N, D] or [N, T, D], found shape {tuple(v.shape)}")
-            if v.shape[0] != n:
-                raise ValueError(f"modality {k!r}: expected {n} samples, found shape {tuple(v.shape)}")
-            if v.dtype == torch.bool or v.is_complex():
-                raise ValueError(f"modality {k!r}: expected real-valued features, found dtype {v.dtype}")
-            if v.dim() == 3 and v.shape[1] == 0:
-                raise ValueError(f"modality {k!r}: expected sequences of at least one frame (T >= 1), found shape "
-                                 f"{tuple(v.shape)}")
-            if v.shape[-1] == 0:
-                raise ValueError(f"modality {k!r}: expected a feature size >= 1, found shape {tuple(v.shape)}")
-        self.features = {k: v.to(torch.float32) for k, v in raw.items()}
-        for k, v in self.features.items():
-            finite = torch.isfinite(v)
-            if not bool(finite.all()):
-                raise ValueError(f"modality {k!r}: expected finite features, found {int((~finite).sum())} "
-                                 "NaN/inf values; clean them with robustfusion.replace_nonfinite (or the "
-                                 "loader's nonfinite option)")
-        raw_targets = _tensor(targets)
-        if raw_targets.dim() == 0 or raw_targets.shape[0] != n:
-            raise ValueError(f"targets: expected {n} samples, found shape {tuple(raw_targets.shape)}")
-        if task == "classification":
-            if raw_targets.dim() != 1:
-                raise ValueError(f"classification targets: expected class indices of shape ({n},), "
-                                 f"found {tuple(raw_targets.shape)}")
-            if raw_targets.dtype.is_floating_point and not bool((raw_targets == raw_targets.round()).all()):
-                raise ValueError("classification targets: expected integer class indices, found "
-                                 "non-integer values")
-            self.targets = raw_targets.to(torch.long)
-            if n > 0 and int(self.targets.min()) < 0:
-                raise ValueError(f"classification targets: expected classes >= 0, found {int(self.targets.min())}")
-        else:
-            self.targets = raw_targets.to(torch.float32)
-            if not bool(torch.isfinite(self.targets).all()):
-                raise ValueError(f"{task} targets: expected finite values, found NaN or inf")
+        self.features = _checked_features(features)
+        n = next(iter(self.features.values())).shape[0]
+        self.targets = _checked_targets(targets, task, n)
         self.task = task
-        if num_outputs is None:
-            if task == "classification":
-                num_outputs = int(self.targets.max()) + 1
-            elif task == "multilabel" or (self.targets.dim() == 2):
-                num_outputs = int(self.targets.shape[1]) if self.targets.dim() == 2 else 1
-            else:
-                num_outputs = 1
-        self.num_outputs = int(num_outputs)
-        if task == "classification" and n > 0 and int(self.targets.max()) >= self.num_outputs:
-            raise ValueError(f"classification targets: expected classes in [0, {self.num_outputs - 1}], "
-                             f"found {int(self.targets.max())}")
-        self.frame_masks = {}
-        for k, v in (frame_masks or {}).items():
-            if k not in self.features:
-                raise ValueError(f"frame mask given for unknown modality {k!r}; expected one of {list(self.features)}")
-            x = self.features[k]
-            if x.dim() != 3:
-                raise ValueError(f"frame mask of {k!r}: modality is not a sequence (shape {tuple(x.shape)})")
-            fm = _tensor(v)
-            if tuple(fm.shape) != tuple(x.shape[:2]):
-                raise ValueError(f"frame mask of {k!r}: expected shape {tuple(x.shape[:2])}, found {tuple(fm.shape)}")
-            self.frame_masks[k] = fm.bool()
+        self.num_outputs = _checked_num_outputs(num_outputs, self.targets, task, n)
+        self.frame_masks = _checked_frame_masks(frame_masks, self.features)
         self.present = None
         if present is not None:
             pm = _tensor(present)

@@ -117,6 +117,112 @@ def _signed_log1p(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return (np.sign(x) * np.log1p(np.abs(x) / scale)).astype(np.float32)
 
 
+def _read_files(root: Path) -> tuple[dict[str, Path], dict[str, dict[str, np.ndarray]]]:
+    """The ``<split>.npz`` files found in ``root`` (``train.npz`` required) and their checked arrays."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: expected a directory holding IEMOCAP utterance <split>.npz files "
+                                "(at least train.npz), found no such directory")
+    if not (root / "train.npz").is_file():
+        raise FileNotFoundError(f"{root}: expected train.npz in the IEMOCAP utterance directory, found "
+                                f"{sorted(p.name for p in root.iterdir())}")
+    files = {s: root / f"{s}.npz" for s in SPLITS if (root / f"{s}.npz").is_file()}
+    return files, {s: _read_npz(p) for s, p in files.items()}
+
+
+def _check_files(raw: dict[str, dict[str, np.ndarray]], files: dict[str, Path], labels: str) -> tuple[int, list[str]]:
+    """Check every file's labels and audio width against ``train.npz``; the class count and names."""
+    k, default_names = IEMOCAP_LABELS[labels]
+    for s, d in raw.items():
+        _check_labels(d[labels], k, labels == "emotion4", str(files[s]), labels)
+        width = raw["train"]["audio"].shape[1]
+        if d["audio"].shape[1] != width:
+            raise ValueError(f"{files[s]}: 'audio': expected feature width {width} (as in {files['train']}), "
+                             f"found {d['audio'].shape[1]}")
+    names_key = f"{labels}_names"
+    names = [str(n) for n in raw["train"][names_key]] if names_key in raw["train"] else list(default_names)
+    if len(names) != k:
+        raise ValueError(f"{files['train']}: {names_key!r}: expected {k} class names, found {len(names)}")
+    return k, names
+
+
+def _transform_audio(raw: dict[str, dict[str, np.ndarray]], files: dict[str, Path], audio_transform: str,
+                     speaker_norm: bool, nonfinite: str) -> None:
+    """Per-file audio work in place, using no statistics of another split (transform scale from train only)."""
+    scale = None
+    if audio_transform == "signed_log1p":
+        med = np.median(np.abs(raw["train"]["audio"].astype(np.float64)), axis=0)
+        scale = np.where(med > 1e-12, med, 1.0)
+    for s, d in raw.items():
+        a, _ = handle_nonfinite(d["audio"].astype(np.float32), nonfinite, str(files[s]), "'audio'")
+        if scale is not None:
+            a = _signed_log1p(a, scale)
+        if speaker_norm:
+            a = speaker_normalise(a, d["speaker"])
+        d["audio"] = a
+
+
+def _select(d: dict[str, np.ndarray], sel: np.ndarray) -> dict[str, np.ndarray]:
+    """The rows ``sel`` of every per-utterance array of ``d`` (other arrays kept whole)."""
+    return {key: (v[sel] if v.shape[:1] == sel.shape else v) for key, v in d.items()}
+
+
+def _cut_splits(raw: dict[str, dict[str, np.ndarray]], files: dict[str, Path], root: Path, split_seed: int,
+                valid_fraction: float, test_fraction: float, crossfit_folds: int,
+                crossfit_fold: int) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+    """Cross-fit ``valid.npz`` and carve absent splits out of ``train.npz`` by whole dialogues, in place.
+
+    Returns the dialogues of each cut split and the names of the carved splits.
+    """
+    split_groups: dict[str, np.ndarray] = {}
+    if crossfit_folds:
+        if "valid" not in raw or "test" in raw:
+            raise ValueError(f"{root}: crossfit_folds={crossfit_folds} expected valid.npz and no test.npz, found "
+                             f"{sorted(p.name for p in files.values())}")
+        split_groups = crossfit_video_folds(raw["valid"]["dialogue_id"], crossfit_folds, crossfit_fold, split_seed)
+        valid = raw.pop("valid")
+        for s, groups in split_groups.items():
+            raw[s] = _select(valid, np.isin(valid["dialogue_id"], groups))
+        files["test"] = files["valid"]
+    carve = tuple(s for s in SPLITS if s not in raw)
+    if carve:
+        train = raw["train"]
+        split_groups = carve_video_splits(train["dialogue_id"], carve, split_seed, valid_fraction, test_fraction)
+        for s, groups in split_groups.items():
+            raw[s] = _select(train, np.isin(train["dialogue_id"], groups))
+    return split_groups, carve
+
+
+def _keep_labelled(raw: dict[str, dict[str, np.ndarray]], sources: dict[str, str], labels: str) -> None:
+    """Keep the task's utterances only (4-way: ``-1`` left out), in place; refuse a split left empty."""
+    for s in SPLITS:
+        keep = raw[s][labels] >= 0
+        n = keep.shape[0]
+        raw[s] = {key: (v[keep] if v.shape[:1] == (n,) else v) for key, v in raw[s].items()}
+        if not keep.any():
+            raise ValueError(f"{sources[s]}: split {s!r}: expected utterances labelled for {labels}, found none")
+
+
+def _features(raw: dict[str, dict[str, np.ndarray]], text_model: str | Path | None,
+              text_cache_dir: str | Path | None,
+              standardize: bool) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, np.ndarray]]]:
+    """Each split's ``text`` and ``audio`` features, standardised with train's statistics (returned too)."""
+    from robustfusion.data.transcript_text import text_from_transcripts
+
+    texts = text_from_transcripts({s: raw[s]["transcript"].tolist() for s in SPLITS}, "transcript",
+                                  model_path=text_model, cache_dir=text_cache_dir)
+    feats = {s: {"text": texts[s], "audio": raw[s]["audio"].astype(np.float32)} for s in SPLITS}
+    stats = {}
+    if standardize:
+        for m in ("text", "audio"):
+            mu = feats["train"][m].mean(axis=0)
+            sd = feats["train"][m].std(axis=0)
+            sd = np.where(sd > 1e-8, sd, 1.0).astype(np.float32)
+            stats[m] = {"mean": mu, "std": sd}
+            for s in SPLITS:
+                feats[s][m] = ((feats[s][m] - mu) / sd).astype(np.float32)
+    return feats, stats
+
+
 def load_iemocap_utterance(path: str | Path, split_seed: int = 0, name: str = "iemocap_utterance",
                            labels: str = "emotion4", text_model: str | Path | None = None,
                            text_cache_dir: str | Path | None = None, audio_transform: str = "signed_log1p",
@@ -151,79 +257,17 @@ def load_iemocap_utterance(path: str | Path, split_seed: int = 0, name: str = "i
     if audio_transform not in AUDIO_TRANSFORMS:
         raise ValueError(f"audio_transform: expected one of {list(AUDIO_TRANSFORMS)}, found {audio_transform!r}")
     root = Path(path)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: expected a directory holding IEMOCAP utterance <split>.npz files "
-                                "(at least train.npz), found no such directory")
-    if not (root / "train.npz").is_file():
-        raise FileNotFoundError(f"{root}: expected train.npz in the IEMOCAP utterance directory, found "
-                                f"{sorted(p.name for p in root.iterdir())}")
-    files = {s: root / f"{s}.npz" for s in SPLITS if (root / f"{s}.npz").is_file()}
-    raw = {s: _read_npz(p) for s, p in files.items()}
-    k, default_names = IEMOCAP_LABELS[labels]
-    for s, d in raw.items():
-        _check_labels(d[labels], k, labels == "emotion4", str(files[s]), labels)
-        width = raw["train"]["audio"].shape[1]
-        if d["audio"].shape[1] != width:
-            raise ValueError(f"{files[s]}: 'audio': expected feature width {width} (as in {files['train']}), "
-                             f"found {d['audio'].shape[1]}")
-    names_key = f"{labels}_names"
-    names = [str(n) for n in raw["train"][names_key]] if names_key in raw["train"] else list(default_names)
-    if len(names) != k:
-        raise ValueError(f"{files['train']}: {names_key!r}: expected {k} class names, found {len(names)}")
-    # per-file audio work that uses no statistics of another split: transform scale from train only
-    scale = None
-    if audio_transform == "signed_log1p":
-        med = np.median(np.abs(raw["train"]["audio"].astype(np.float64)), axis=0)
-        scale = np.where(med > 1e-12, med, 1.0)
-    for s, d in raw.items():
-        a, _ = handle_nonfinite(d["audio"].astype(np.float32), nonfinite, str(files[s]), "'audio'")
-        if scale is not None:
-            a = _signed_log1p(a, scale)
-        if speaker_norm:
-            a = speaker_normalise(a, d["speaker"])
-        d["audio"] = a
-    split_groups: dict[str, np.ndarray] = {}
-    if crossfit_folds:
-        if "valid" not in raw or "test" in raw:
-            raise ValueError(f"{root}: crossfit_folds={crossfit_folds} expected valid.npz and no test.npz, found "
-                             f"{sorted(p.name for p in files.values())}")
-        split_groups = crossfit_video_folds(raw["valid"]["dialogue_id"], crossfit_folds, crossfit_fold, split_seed)
-        valid = raw.pop("valid")
-        for s, groups in split_groups.items():
-            sel = np.isin(valid["dialogue_id"], groups)
-            raw[s] = {key: (v[sel] if v.shape[:1] == sel.shape else v) for key, v in valid.items()}
-        files["test"] = files["valid"]
-    carve = tuple(s for s in SPLITS if s not in raw)
-    if carve:
-        train = raw["train"]
-        split_groups = carve_video_splits(train["dialogue_id"], carve, split_seed, valid_fraction, test_fraction)
-        for s, groups in split_groups.items():
-            sel = np.isin(train["dialogue_id"], groups)
-            raw[s] = {key: (v[sel] if v.shape[:1] == sel.shape else v) for key, v in train.items()}
+    files, raw = _read_files(root)
+    k, names = _check_files(raw, files, labels)
+    _transform_audio(raw, files, audio_transform, speaker_norm, nonfinite)
+    split_groups, carve = _cut_splits(raw, files, root, split_seed, valid_fraction, test_fraction,
+                                      crossfit_folds, crossfit_fold)
     sources = {s: str(files.get(s, root / "train.npz")) for s in SPLITS}
     check_disjoint_groups({s: raw[s]["utterance_id"].tolist() for s in SPLITS}, sources, "utterance_id", option=None)
     check_disjoint_groups({s: raw[s]["dialogue_id"].tolist() for s in SPLITS}, sources, "dialogue_id",
                           allow=allow_shared_groups, option=ALLOW_SHARED_GROUPS)
-    for s in SPLITS:  # the task's utterances only (4-way: -1 left out)
-        keep = raw[s][labels] >= 0
-        n = keep.shape[0]
-        raw[s] = {key: (v[keep] if v.shape[:1] == (n,) else v) for key, v in raw[s].items()}
-        if not keep.any():
-            raise ValueError(f"{sources[s]}: split {s!r}: expected utterances labelled for {labels}, found none")
-    from robustfusion.data.transcript_text import text_from_transcripts
-
-    texts = text_from_transcripts({s: raw[s]["transcript"].tolist() for s in SPLITS}, "transcript",
-                                  model_path=text_model, cache_dir=text_cache_dir)
-    feats = {s: {"text": texts[s], "audio": raw[s]["audio"].astype(np.float32)} for s in SPLITS}
-    stats = {}
-    if standardize:
-        for m in ("text", "audio"):
-            mu = feats["train"][m].mean(axis=0)
-            sd = feats["train"][m].std(axis=0)
-            sd = np.where(sd > 1e-8, sd, 1.0).astype(np.float32)
-            stats[m] = {"mean": mu, "std": sd}
-            for s in SPLITS:
-                feats[s][m] = ((feats[s][m] - mu) / sd).astype(np.float32)
+    _keep_labelled(raw, sources, labels)
+    feats, stats = _features(raw, text_model, text_cache_dir, standardize)
     out = {}
     for s in SPLITS:
         r = raw[s]

@@ -181,11 +181,56 @@ def load_mosi_utterance(path: str | Path, split_seed: int = 0, name: str = "mosi
     if text_features not in TEXT_FEATURE_OPTIONS:
         raise ValueError(f"text_features: expected one of {list(TEXT_FEATURE_OPTIONS)}, found {text_features!r}")
     root = require_directory(path, "MOSI utterance <split>.npz files (at least train.npz)")
+    files, raw = _read_files(root)
+    split_videos, carve = _cut_splits(raw, files, root, split_seed, valid_fraction, test_fraction,
+                                      crossfit_folds, crossfit_fold)
+    sources = {s: str(files.get(s, root / "train.npz")) for s in SPLITS}
+    for s in SPLITS:
+        check_nonempty(sources[s], s, len(raw[s]["sentiment"]))
+    # no sample in two splits, and no video unless the user accepts it (data.options.allow_shared_groups)
+    check_disjoint_groups({s: raw[s]["segment_id"].tolist() for s in SPLITS}, sources, "segment_id", option=None)
+    check_disjoint_groups({s: raw[s]["video_id"].tolist() for s in SPLITS}, sources, "video_id",
+                          allow=allow_shared_groups, option=ALLOW_SHARED_GROUPS)
+    feats = _read_features(raw, sources, nonfinite)
+    if text_features != "bclstm":
+        from robustfusion.data.transcript_text import text_from_transcripts
+
+        texts = text_from_transcripts({s: [str(t) for t in raw[s]["transcript"]] for s in SPLITS},
+                                      _TEXT_MODE[text_features], given={s: feats[s]["text"] for s in SPLITS},
+                                      model_path=text_model, cache_dir=text_cache_dir)
+        for s in SPLITS:
+            feats[s]["text"] = texts[s]
+    stats = _standardize(feats) if standardize else {}
+    out = {}
+    for s in SPLITS:
+        meta = {"source": sources[s], "format": "mosi_utterance", "split": s, "carved": s in carve,
+                "video_id": [str(v) for v in raw[s]["video_id"]],
+                "transcript": [str(t) for t in raw[s]["transcript"]],
+                "split_videos": {k: v.tolist() for k, v in split_videos.items()},
+                "split_seed": split_seed, "crossfit": [crossfit_fold, crossfit_folds] if crossfit_folds else None,
+                "text_features": text_features, "standardize": stats}
+        out[s] = MultimodalDataset(feats[s], raw[s]["sentiment"].astype(np.float32), task="regression",
+                                   num_outputs=1, ids=[str(i) for i in raw[s]["segment_id"]], name=name, meta=meta,
+                                   groups=[str(v) for v in raw[s]["video_id"]])
+    return out
+
+
+def _read_files(root: Path) -> tuple[dict[str, Path], dict[str, dict[str, np.ndarray]]]:
+    """The ``<split>.npz`` files found in ``root`` (``train.npz`` required) and their checked arrays."""
     if not (root / "train.npz").is_file():
         raise FileNotFoundError(f"{root}: expected train.npz in the MOSI utterance directory, found "
                                 f"{sorted(p.name for p in root.iterdir())}")
     files = {s: root / f"{s}.npz" for s in SPLITS if (root / f"{s}.npz").is_file()}
-    raw = {s: _read_npz(p) for s, p in files.items()}
+    return files, {s: _read_npz(p) for s, p in files.items()}
+
+
+def _cut_splits(raw: dict[str, dict[str, np.ndarray]], files: dict[str, Path], root: Path, split_seed: int,
+                valid_fraction: float, test_fraction: float, crossfit_folds: int,
+                crossfit_fold: int) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+    """Cross-fit ``valid.npz`` and carve absent splits out of ``train.npz`` by whole videos, in place.
+
+    Returns the videos of each cut split and the names of the carved splits.
+    """
     split_videos: dict[str, np.ndarray] = {}
     if crossfit_folds:
         if "valid" not in raw or "test" in raw:
@@ -205,13 +250,12 @@ def load_mosi_utterance(path: str | Path, split_seed: int = 0, name: str = "mosi
         for s, vids in split_videos.items():
             sel = np.isin(train["video_id"], vids)
             raw[s] = {k: v[sel] for k, v in train.items()}
-    sources = {s: str(files.get(s, root / "train.npz")) for s in SPLITS}
-    for s in SPLITS:
-        check_nonempty(sources[s], s, len(raw[s]["sentiment"]))
-    # no sample in two splits, and no video unless the user accepts it (data.options.allow_shared_groups)
-    check_disjoint_groups({s: raw[s]["segment_id"].tolist() for s in SPLITS}, sources, "segment_id", option=None)
-    check_disjoint_groups({s: raw[s]["video_id"].tolist() for s in SPLITS}, sources, "video_id",
-                          allow=allow_shared_groups, option=ALLOW_SHARED_GROUPS)
+    return split_videos, carve
+
+
+def _read_features(raw: dict[str, dict[str, np.ndarray]], sources: dict[str, str],
+                   nonfinite: str) -> dict[str, dict[str, np.ndarray]]:
+    """Each split's float32 features, widths checked against train and NaN/inf handled (labels range-checked)."""
     feats: dict[str, dict[str, np.ndarray]] = {}
     for s in SPLITS:
         check_label_range(raw[s]["sentiment"].astype(np.float32), -3.0, 3.0, sources[s], "'sentiment'")
@@ -223,32 +267,17 @@ def load_mosi_utterance(path: str | Path, split_seed: int = 0, name: str = "mosi
                 raise ValueError(f"{sources[s]}: {m!r}: expected feature width {width} (as in "
                                  f"{sources['train']}), found {x.shape[1]} (shape {x.shape})")
             feats[s][m], _ = handle_nonfinite(x, nonfinite, sources[s], repr(m))
-    if text_features != "bclstm":
-        from robustfusion.data.transcript_text import text_from_transcripts
+    return feats
 
-        texts = text_from_transcripts({s: [str(t) for t in raw[s]["transcript"]] for s in SPLITS},
-                                      _TEXT_MODE[text_features], given={s: feats[s]["text"] for s in SPLITS},
-                                      model_path=text_model, cache_dir=text_cache_dir)
-        for s in SPLITS:
-            feats[s]["text"] = texts[s]
+
+def _standardize(feats: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
+    """Z-score every modality in place with the training split's statistics, which are returned."""
     stats = {}
-    if standardize:
-        for m in ("text", "audio", "vision"):
-            mu = feats["train"][m].mean(axis=0)
-            sd = feats["train"][m].std(axis=0)
-            sd = np.where(sd > 1e-8, sd, 1.0).astype(np.float32)
-            stats[m] = {"mean": mu, "std": sd}
-            for s in SPLITS:
-                feats[s][m] = (feats[s][m] - mu) / sd
-    out = {}
-    for s in SPLITS:
-        meta = {"source": sources[s], "format": "mosi_utterance", "split": s, "carved": s in carve,
-                "video_id": [str(v) for v in raw[s]["video_id"]],
-                "transcript": [str(t) for t in raw[s]["transcript"]],
-                "split_videos": {k: v.tolist() for k, v in split_videos.items()},
-                "split_seed": split_seed, "crossfit": [crossfit_fold, crossfit_folds] if crossfit_folds else None,
-                "text_features": text_features, "standardize": stats}
-        out[s] = MultimodalDataset(feats[s], raw[s]["sentiment"].astype(np.float32), task="regression",
-                                   num_outputs=1, ids=[str(i) for i in raw[s]["segment_id"]], name=name, meta=meta,
-                                   groups=[str(v) for v in raw[s]["video_id"]])
-    return out
+    for m in ("text", "audio", "vision"):
+        mu = feats["train"][m].mean(axis=0)
+        sd = feats["train"][m].std(axis=0)
+        sd = np.where(sd > 1e-8, sd, 1.0).astype(np.float32)
+        stats[m] = {"mean": mu, "std": sd}
+        for s in SPLITS:
+            feats[s][m] = (feats[s][m] - mu) / sd
+    return stats

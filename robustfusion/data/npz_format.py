@@ -80,27 +80,7 @@ def _scalar(arrays: dict[str, np.ndarray], key: str, where: str) -> Any:
 
 def _check_split(arrays: dict[str, np.ndarray], where: str) -> dict[str, Any]:
     """Validate one split's arrays; returns its parsed parts."""
-    unknown = sorted(k for k in arrays if k not in _KNOWN and not k.startswith(_PREFIXES))
-    if unknown:
-        raise ValueError(f"{where}: unknown keys {unknown}; expected {list(_KNOWN)} and feat_/mask_/present_<modality>")
-    if "schema_version" not in arrays:
-        raise ValueError(f"{where}: expected a 'schema_version' key (= {SCHEMA_VERSION}), found keys {sorted(arrays)}")
-    version = _scalar(arrays, "schema_version", where)
-    if not isinstance(version, int) or isinstance(version, bool) or version != SCHEMA_VERSION:
-        raise ValueError(f"{where}: schema_version: expected {SCHEMA_VERSION}, found {version!r}")
-    feats = {k[len("feat_"):]: v for k, v in arrays.items() if k.startswith("feat_")}
-    if not feats:
-        raise ValueError(f"{where}: expected at least one feat_<modality> array, found keys {sorted(arrays)}")
-    for m in feats:
-        if not _NAME.fullmatch(m):
-            raise ValueError(f"{where}: modality name {m!r}: expected letters, digits and _ (starting with a letter)")
-    for prefix in ("mask_", "present_"):
-        stray = sorted(k for k in arrays if k.startswith(prefix) and k[len(prefix):] not in feats)
-        if stray:
-            raise ValueError(f"{where}: {stray} name no modality; expected one of {sorted(feats)}")
-    for key in ("target", "group"):
-        if key not in arrays:
-            raise ValueError(f"{where}: expected a {key!r} array, found keys {sorted(arrays)}")
+    feats = _check_keys(arrays, where)
     target = arrays["target"]
     n = len(target) if target.ndim else -1
     if target.ndim != 1 or n == 0:
@@ -131,6 +111,40 @@ def _check_split(arrays: dict[str, np.ndarray], where: str) -> dict[str, Any]:
     if "id" in arrays and len(set(arrays["id"].tolist())) != n:
         raise ValueError(f"{where}: 'id': expected unique identifiers, found {n - len(set(arrays['id'].tolist()))} "
                          "repeated")
+    task, class_names, sentiment = _check_task(arrays, target, where)
+    return {"n": n, "feats": feats, "masks": masks, "present": present, "task": task, "class_names": class_names,
+            "sentiment": sentiment, "arrays": arrays}
+
+
+def _check_keys(arrays: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
+    """Check the split's key names and schema version; returns its ``{modality: feat_ array}``."""
+    unknown = sorted(k for k in arrays if k not in _KNOWN and not k.startswith(_PREFIXES))
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown}; expected {list(_KNOWN)} and feat_/mask_/present_<modality>")
+    if "schema_version" not in arrays:
+        raise ValueError(f"{where}: expected a 'schema_version' key (= {SCHEMA_VERSION}), found keys {sorted(arrays)}")
+    version = _scalar(arrays, "schema_version", where)
+    if not isinstance(version, int) or isinstance(version, bool) or version != SCHEMA_VERSION:
+        raise ValueError(f"{where}: schema_version: expected {SCHEMA_VERSION}, found {version!r}")
+    feats = {k[len("feat_"):]: v for k, v in arrays.items() if k.startswith("feat_")}
+    if not feats:
+        raise ValueError(f"{where}: expected at least one feat_<modality> array, found keys {sorted(arrays)}")
+    for m in feats:
+        if not _NAME.fullmatch(m):
+            raise ValueError(f"{where}: modality name {m!r}: expected letters, digits and _ (starting with a letter)")
+    for prefix in ("mask_", "present_"):
+        stray = sorted(k for k in arrays if k.startswith(prefix) and k[len(prefix):] not in feats)
+        if stray:
+            raise ValueError(f"{where}: {stray} name no modality; expected one of {sorted(feats)}")
+    for key in ("target", "group"):
+        if key not in arrays:
+            raise ValueError(f"{where}: expected a {key!r} array, found keys {sorted(arrays)}")
+    return feats
+
+
+def _check_task(arrays: dict[str, np.ndarray], target: np.ndarray,
+                where: str) -> tuple[str, list[str] | None, bool]:
+    """The split's task, class names and sentiment flag, checked against its targets."""
     is_int = np.issubdtype(target.dtype, np.integer)
     task = str(_scalar(arrays, "task", where)) if "task" in arrays else ("classification" if is_int else "regression")
     if task not in ("regression", "classification"):
@@ -158,8 +172,7 @@ def _check_split(arrays: dict[str, np.ndarray], where: str) -> dict[str, Any]:
         if sentiment and (target.min() < -3 or target.max() > 3):
             raise ValueError(f"{where}: sentiment=True: expected targets in [-3, 3], found "
                              f"[{float(target.min())}, {float(target.max())}]")
-    return {"n": n, "feats": feats, "masks": masks, "present": present, "task": task, "class_names": class_names,
-            "sentiment": sentiment, "arrays": arrays}
+    return task, class_names, sentiment
 
 
 def _check_folder(path: str | Path) -> dict[str, dict[str, Any]]:
