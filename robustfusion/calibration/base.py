@@ -25,6 +25,7 @@ __all__ = [
     "CALIBRATORS",
     "Calibrated",
     "Calibrator",
+    "CoverageCalibrator",
     "create_calibrator",
     "list_calibrators",
     "presence_codes",
@@ -109,6 +110,23 @@ class Calibrator(nn.Module):
     def apply(self, output: Calibrated, present: Tensor) -> Calibrated:
         """``output`` of a ``[B, M]``-present batch after this calibrator (the identity until fitted)."""
         raise NotImplementedError
+
+
+class CoverageCalibrator(Calibrator):
+    """Base of the calibrators that add uncertainty at a nominal coverage ``level`` and leave the
+    prediction (``changes_prediction = False``); ``monotone`` asks that confidence never rise when
+    a modality is removed."""
+
+    changes_prediction = False
+
+    def __init__(self, num_modalities: int, num_outputs: int, level: float = 0.9, monotone: bool = True) -> None:
+        super().__init__(num_modalities, num_outputs)
+        if not 0.0 < float(level) < 1.0:
+            raise ValueError(f"{self.registry_name or type(self).__name__}: level expected in (0, 1), found {level}")
+        self.level, self.monotone = float(level), bool(monotone)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "level": self.level, "monotone": self.monotone}
 
 
 CALIBRATORS: Registry[Calibrator] = Registry("calibrator")

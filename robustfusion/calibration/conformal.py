@@ -24,7 +24,7 @@ from torch import Tensor
 
 from robustfusion.calibration.base import (
     Calibrated,
-    Calibrator,
+    CoverageCalibrator,
     presence_codes,
     register_calibrator,
 )
@@ -35,7 +35,7 @@ __all__ = ["ConformalIntervals"]
 
 
 @register_calibrator("conformal_intervals")
-class ConformalIntervals(Calibrator):
+class ConformalIntervals(CoverageCalibrator):
     """``prediction ± half_width[pattern]`` (module docstring). Buffer ``half_width`` ``[2^M, K]``.
 
     Args:
@@ -45,17 +45,9 @@ class ConformalIntervals(Calibrator):
     """
 
     tasks = ("regression",)
-    changes_prediction = False
-
     def __init__(self, num_modalities: int, num_outputs: int, level: float = 0.9, monotone: bool = True) -> None:
-        super().__init__(num_modalities, num_outputs)
-        if not 0.0 < float(level) < 1.0:
-            raise ValueError(f"conformal_intervals: level expected in (0, 1), found {level}")
-        self.level, self.monotone = float(level), bool(monotone)
+        super().__init__(num_modalities, num_outputs, level, monotone)
         self.register_buffer("half_width", torch.full((2 ** num_modalities, num_outputs), float("inf")))
-
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), "level": self.level, "monotone": self.monotone}
 
     def apply(self, output: Calibrated, present: Tensor) -> Calibrated:
         w = self.half_width[presence_codes(present)].to(output.prediction.dtype)

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from robustfusion.calibration.base import (
     Calibrated,
-    Calibrator,
+    CoverageCalibrator,
     presence_codes,
     register_calibrator,
 )
@@ -41,7 +41,7 @@ __all__ = ["TemperatureSets"]
 
 
 @register_calibrator("temperature_sets")
-class TemperatureSets(Calibrator):
+class TemperatureSets(CoverageCalibrator):
     """Per-pattern temperatures and set thresholds (module docstring). Buffers ``temperature``
     and ``threshold``, ``[2^M]`` each.
 
@@ -52,18 +52,10 @@ class TemperatureSets(Calibrator):
     """
 
     tasks = ("classification",)
-    changes_prediction = False
-
     def __init__(self, num_modalities: int, num_outputs: int, level: float = 0.9, monotone: bool = True) -> None:
-        super().__init__(num_modalities, num_outputs)
-        if not 0.0 < float(level) < 1.0:
-            raise ValueError(f"temperature_sets: level expected in (0, 1), found {level}")
-        self.level, self.monotone = float(level), bool(monotone)
+        super().__init__(num_modalities, num_outputs, level, monotone)
         self.register_buffer("temperature", torch.ones(2 ** num_modalities))
         self.register_buffer("threshold", torch.full((2 ** num_modalities,), float("inf")))
-
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), "level": self.level, "monotone": self.monotone}
 
     def probabilities(self, logits: Tensor, present: Tensor) -> Tensor:
         """``[B, K]`` temperature-scaled probabilities (float64)."""

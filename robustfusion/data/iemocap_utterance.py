@@ -48,7 +48,7 @@ from robustfusion.data.checks import (
     decode_text_array,
 )
 from robustfusion.data.dataset import MultimodalDataset
-from robustfusion.data.mosi_utterance import carve_video_splits, crossfit_video_folds
+from robustfusion.data.mosi_utterance import cut_group_splits
 
 __all__ = ["AUDIO_TRANSFORMS", "IEMOCAP_LABELS", "IEMOCAP_UTTERANCE_KEYS", "load_iemocap_utterance",
            "speaker_normalise"]
@@ -161,37 +161,6 @@ def _transform_audio(raw: dict[str, dict[str, np.ndarray]], files: dict[str, Pat
         d["audio"] = a
 
 
-def _select(d: dict[str, np.ndarray], sel: np.ndarray) -> dict[str, np.ndarray]:
-    """The rows ``sel`` of every per-utterance array of ``d`` (other arrays kept whole)."""
-    return {key: (v[sel] if v.shape[:1] == sel.shape else v) for key, v in d.items()}
-
-
-def _cut_splits(raw: dict[str, dict[str, np.ndarray]], files: dict[str, Path], root: Path, split_seed: int,
-                valid_fraction: float, test_fraction: float, crossfit_folds: int,
-                crossfit_fold: int) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
-    """Cross-fit ``valid.npz`` and carve absent splits out of ``train.npz`` by whole dialogues, in place.
-
-    Returns the dialogues of each cut split and the names of the carved splits.
-    """
-    split_groups: dict[str, np.ndarray] = {}
-    if crossfit_folds:
-        if "valid" not in raw or "test" in raw:
-            raise ValueError(f"{root}: crossfit_folds={crossfit_folds} expected valid.npz and no test.npz, found "
-                             f"{sorted(p.name for p in files.values())}")
-        split_groups = crossfit_video_folds(raw["valid"]["dialogue_id"], crossfit_folds, crossfit_fold, split_seed)
-        valid = raw.pop("valid")
-        for s, groups in split_groups.items():
-            raw[s] = _select(valid, np.isin(valid["dialogue_id"], groups))
-        files["test"] = files["valid"]
-    carve = tuple(s for s in SPLITS if s not in raw)
-    if carve:
-        train = raw["train"]
-        split_groups = carve_video_splits(train["dialogue_id"], carve, split_seed, valid_fraction, test_fraction)
-        for s, groups in split_groups.items():
-            raw[s] = _select(train, np.isin(train["dialogue_id"], groups))
-    return split_groups, carve
-
-
 def _keep_labelled(raw: dict[str, dict[str, np.ndarray]], sources: dict[str, str], labels: str) -> None:
     """Keep the task's utterances only (4-way: ``-1`` left out), in place; refuse a split left empty."""
     for s in SPLITS:
@@ -260,7 +229,7 @@ def load_iemocap_utterance(path: str | Path, split_seed: int = 0, name: str = "i
     files, raw = _read_files(root)
     k, names = _check_files(raw, files, labels)
     _transform_audio(raw, files, audio_transform, speaker_norm, nonfinite)
-    split_groups, carve = _cut_splits(raw, files, root, split_seed, valid_fraction, test_fraction,
+    split_groups, carve = cut_group_splits(raw, files, root, "dialogue_id", split_seed, valid_fraction, test_fraction,
                                       crossfit_folds, crossfit_fold)
     sources = {s: str(files.get(s, root / "train.npz")) for s in SPLITS}
     check_disjoint_groups({s: raw[s]["utterance_id"].tolist() for s in SPLITS}, sources, "utterance_id", option=None)

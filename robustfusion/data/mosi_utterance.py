@@ -45,7 +45,7 @@ from robustfusion.data.checks import (
 )
 from robustfusion.data.dataset import MultimodalDataset
 
-__all__ = ["MOSI_UTTERANCE_KEYS", "carve_video_splits", "crossfit_video_folds", "load_mosi_utterance",
+__all__ = ["MOSI_UTTERANCE_KEYS", "carve_video_splits", "crossfit_video_folds", "cut_group_splits", "load_mosi_utterance",
            "min_carvable_videos"]
 
 MOSI_UTTERANCE_KEYS = ("segment_id", "video_id", "transcript", "sentiment", "text", "audio", "vision")
@@ -182,7 +182,7 @@ def load_mosi_utterance(path: str | Path, split_seed: int = 0, name: str = "mosi
         raise ValueError(f"text_features: expected one of {list(TEXT_FEATURE_OPTIONS)}, found {text_features!r}")
     root = require_directory(path, "MOSI utterance <split>.npz files (at least train.npz)")
     files, raw = _read_files(root)
-    split_videos, carve = _cut_splits(raw, files, root, split_seed, valid_fraction, test_fraction,
+    split_videos, carve = cut_group_splits(raw, files, root, "video_id", split_seed, valid_fraction, test_fraction,
                                       crossfit_folds, crossfit_fold)
     sources = {s: str(files.get(s, root / "train.npz")) for s in SPLITS}
     for s in SPLITS:
@@ -224,33 +224,35 @@ def _read_files(root: Path) -> tuple[dict[str, Path], dict[str, dict[str, np.nda
     return files, {s: _read_npz(p) for s, p in files.items()}
 
 
-def _cut_splits(raw: dict[str, dict[str, np.ndarray]], files: dict[str, Path], root: Path, split_seed: int,
-                valid_fraction: float, test_fraction: float, crossfit_folds: int,
-                crossfit_fold: int) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
-    """Cross-fit ``valid.npz`` and carve absent splits out of ``train.npz`` by whole videos, in place.
+def cut_group_splits(raw: dict[str, dict[str, np.ndarray]], files: dict[str, Path], root: Path, key: str,
+                     split_seed: int, valid_fraction: float, test_fraction: float, crossfit_folds: int,
+                     crossfit_fold: int) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+    """Cross-fit ``valid.npz`` (:func:`crossfit_video_folds`) and carve absent splits out of
+    ``train.npz`` (:func:`carve_video_splits`) by whole groups of the column ``key`` (MOSI's
+    ``video_id``, IEMOCAP's ``dialogue_id``), in place on ``raw`` (``{split: arrays}``).
 
-    Returns the videos of each cut split and the names of the carved splits.
+    Returns the groups of each cut split and the names of the carved splits.
     """
-    split_videos: dict[str, np.ndarray] = {}
+    def select(d: dict[str, np.ndarray], groups: np.ndarray) -> dict[str, np.ndarray]:
+        sel = np.isin(d[key], groups)
+        return {k: (v[sel] if v.shape[:1] == sel.shape else v) for k, v in d.items()}
+
+    split_groups: dict[str, np.ndarray] = {}
     if crossfit_folds:
         if "valid" not in raw or "test" in raw:
             raise ValueError(f"{root}: crossfit_folds={crossfit_folds} expected valid.npz and no test.npz, found "
                              f"{sorted(p.name for p in files.values())}")
-        split_videos = crossfit_video_folds(raw["valid"]["video_id"], crossfit_folds, crossfit_fold, split_seed)
+        split_groups = crossfit_video_folds(raw["valid"][key], crossfit_folds, crossfit_fold, split_seed)
         valid = raw.pop("valid")
-        for s, vids in split_videos.items():
-            sel = np.isin(valid["video_id"], vids)
-            raw[s] = {k: v[sel] for k, v in valid.items()}
+        raw.update({s: select(valid, groups) for s, groups in split_groups.items()})
         files["test"] = files["valid"]
     carve = tuple(s for s in SPLITS if s not in raw)
     if carve:
         train = raw["train"]
-        split_videos = carve_video_splits(train["video_id"], carve, split_seed, valid_fraction, test_fraction,
+        split_groups = carve_video_splits(train[key], carve, split_seed, valid_fraction, test_fraction,
                                           source=str(files["train"]))
-        for s, vids in split_videos.items():
-            sel = np.isin(train["video_id"], vids)
-            raw[s] = {k: v[sel] for k, v in train.items()}
-    return split_videos, carve
+        raw.update({s: select(train, groups) for s, groups in split_groups.items()})
+    return split_groups, carve
 
 
 def _read_features(raw: dict[str, dict[str, np.ndarray]], sources: dict[str, str],
