@@ -296,10 +296,12 @@ def test_score_metrics_are_mae_and_corr_only_and_equal_numpy():
 
 
 def test_metric_options_follow_the_dataset_flag():
-    from types import SimpleNamespace
-
+    from robustfusion.data import MultimodalDataset
     from robustfusion.robustness import metric_options
 
-    assert metric_options(SimpleNamespace(task="regression", meta={"sentiment": False})) == {"sentiment": False}
-    assert metric_options(SimpleNamespace(task="regression", meta={})) == {}
-    assert metric_options(SimpleNamespace(task="regression", meta={"sentiment": True})) == {}
+    def dataset(meta):
+        return MultimodalDataset({"a": torch.zeros(3, 2)}, torch.zeros(3), meta=meta)
+
+    assert metric_options(dataset({"sentiment": False})) == {"sentiment": False}
+    assert metric_options(dataset({})) == {}
+    assert metric_options(dataset({"sentiment": True})) == {}
