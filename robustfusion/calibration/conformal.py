@@ -50,8 +50,11 @@ class ConformalIntervals(CoverageCalibrator):
         self.register_buffer("half_width", torch.full((2 ** num_modalities, num_outputs), float("inf")))
 
     def apply(self, output: Calibrated, present: Tensor) -> Calibrated:
-        w = self.half_width[presence_codes(present)].to(output.prediction.dtype)
-        return output.with_fields(lower=output.prediction - w, upper=output.prediction + w)
+        """Bounds in float64, so that equal half-widths give equal widths to the last bit (a float32
+        ``(p + w) - (p - w)`` differs from sample to sample and would count as a VRR violation)."""
+        w = self.half_width[presence_codes(present)].double()
+        p = output.prediction.double()
+        return output.with_fields(lower=p - w, upper=p + w)
 
     @torch.no_grad()
     def fit(self, predictions: Tensor, targets: Tensor, present: Tensor, *, task: str = "regression",

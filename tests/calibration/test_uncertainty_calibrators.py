@@ -90,3 +90,17 @@ def test_bad_level_and_task_are_refused():
         ConformalIntervals(M, 1, level=1.0)
     with pytest.raises(ValueError, match="task"):
         TemperatureSets(M, 4).check_task("regression")
+
+
+def test_equal_half_widths_give_equal_widths_whatever_the_prediction():
+    """Monotone widths tie across patterns; float32 rounding of (p + w) - (p - w) must not break the tie."""
+    y, preds = _regression(300, 4)
+    p, present = _stacked(preds, 300)
+    cal = ConformalIntervals(M, 1)
+    cal.fit(p, y.repeat(len(PATTERNS)), present, task="regression")
+    cal.half_width.fill_(0.7)
+    widths = {}
+    for pat in PATTERNS:
+        out = cal.apply(Calibrated(100 * torch.randn(300, 1)), _present(pat, 300))
+        widths[pat] = -(out.upper - out.lower)[:, 0]
+    assert violation_rate(widths)["VRR"] == 0
