@@ -28,26 +28,34 @@ SPLITS = ("train", "valid", "test")
 NONFINITE_OPTIONS = ("zero", "error")
 
 
+def _require(container: object, wanted: tuple[str, ...], where: str, what: str, kind: str) -> None:
+    """``container`` must be a mapping holding every name in ``wanted`` (``ValueError`` otherwise)."""
+    if not isinstance(container, Mapping):
+        raise ValueError(f"{where}: expected {kind}, found {type(container).__name__}")  # noqa: TRY004
+    missing = [k for k in wanted if k not in container]
+    if missing:
+        raise ValueError(f"{where}: expected {what} {list(wanted)}, missing {missing} "
+                         f"(found keys {sorted(map(str, container))})")
+
+
 def require_splits(data: object, source: str, splits: tuple[str, ...] = SPLITS) -> None:
     """``data`` must be a dict holding every split in ``splits``."""
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{source}: expected a dict with splits {list(splits)}, found {type(data).__name__}")  # noqa: TRY004
-    missing = [s for s in splits if s not in data]
-    if missing:
-        raise ValueError(
-            f"{source}: expected splits {list(splits)}, missing {missing} (found keys {sorted(map(str, data))})"
-        )
+    _require(data, splits, source, "splits", f"a dict with splits {list(splits)}")
+
+
+def load_split_pickle(path, splits: tuple[str, ...] = SPLITS) -> tuple[str, dict]:
+    """``(source, data)``: the pickle at ``path`` read safely
+    (:func:`robustfusion.data.safe_pickle.safe_load_pickle`), which must hold every split in ``splits``."""
+    from robustfusion.data.safe_pickle import safe_load_pickle
+
+    data = safe_load_pickle(path)
+    require_splits(data, str(path), splits)
+    return str(path), data
 
 
 def require_keys(split: object, keys: tuple[str, ...], source: str, split_name: str) -> None:
-    if not isinstance(split, Mapping):
-        raise ValueError(f"{source}: split {split_name!r}: expected a dict of arrays, found {type(split).__name__}")  # noqa: TRY004
-    missing = [k for k in keys if k not in split]
-    if missing:
-        raise ValueError(
-            f"{source}: split {split_name!r}: expected keys {list(keys)}, missing {missing} "
-            f"(found keys {sorted(map(str, split))})"
-        )
+    """Split ``split_name`` of ``source`` must be a dict holding every key in ``keys``."""
+    _require(split, keys, f"{source}: split {split_name!r}", "keys", "a dict of arrays")
 
 
 def as_float_array(x: object, source: str, where: str, ndim: tuple[int, ...] = (3,)) -> np.ndarray:

@@ -36,6 +36,7 @@ __all__ = [
     "check_unique_ids",
     "decode_text_array",
     "read_npz",
+    "read_table_npz",
     "require_directory",
     "require_file",
 ]
@@ -98,6 +99,20 @@ def read_npz(path: str | Path, what: str = "an .npz archive") -> dict[str, np.nd
                                      f"np.asarray(values, dtype=str)") from None
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
         raise ValueError(f"{path}: expected {what}, but it could not be read: {err}") from None
+    return data
+
+
+def read_table_npz(path: str | Path, what: str, keys: Sequence[str], rows_of: str) -> dict[str, np.ndarray]:
+    """:func:`read_npz` of ``path`` (``what`` names the layout in messages), which must hold every
+    one of ``keys``, each with as many rows as ``keys``' ``rows_of``."""
+    data = read_npz(path, f"{what} (keys {list(keys)})")
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise ValueError(f"{path}: expected keys {list(keys)}, missing {missing} (found {sorted(data)})")
+    n = data[rows_of].shape[0]
+    for k in keys:
+        if data[k].shape[:1] != (n,):
+            raise ValueError(f"{path}: {k!r}: expected {n} rows (as {rows_of!r}), found shape {data[k].shape}")
     return data
 
 

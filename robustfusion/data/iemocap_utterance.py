@@ -34,19 +34,12 @@ is carved out of ``train.npz`` by whole dialogues, and ``crossfit_folds=K`` deal
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from robustfusion.data import checks
 from robustfusion.data._common import SPLITS, handle_nonfinite
-from robustfusion.data.checks import (
-    ALLOW_SHARED_GROUPS,
-    check_disjoint_groups,
-    check_nonempty,
-    check_unique_ids,
-    decode_text_array,
-)
 from robustfusion.data.dataset import MultimodalDataset
 from robustfusion.data.mosi_utterance import cut_group_splits
 
@@ -62,24 +55,12 @@ _STRING_KEYS = ("utterance_id", "dialogue_id", "speaker", "transcript")
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
-        raise ValueError(f"{path}: expected an IEMOCAP utterance .npz archive (keys {list(IEMOCAP_UTTERANCE_KEYS)}, "
-                         f"no pickled objects), but it could not be read: {err}") from err
-    missing = [k for k in IEMOCAP_UTTERANCE_KEYS if k not in data]
-    if missing:
-        raise ValueError(f"{path}: expected keys {list(IEMOCAP_UTTERANCE_KEYS)}, missing {missing} "
-                         f"(found {sorted(data)})")
+    data = checks.read_table_npz(path, "an IEMOCAP utterance .npz archive", IEMOCAP_UTTERANCE_KEYS, "utterance_id")
     n = data["utterance_id"].shape[0]
-    for k in IEMOCAP_UTTERANCE_KEYS:
-        if data[k].shape[:1] != (n,):
-            raise ValueError(f"{path}: {k!r}: expected {n} rows (as 'utterance_id'), found shape {data[k].shape}")
     for k in _STRING_KEYS:  # bytes decoded as UTF-8 (or refused), never embedded as "b'...'"
-        data[k] = np.array(decode_text_array(data[k], path, k), dtype=str)
-    check_nonempty(path, path.stem, n)
-    check_unique_ids(path, "utterance_id", data["utterance_id"].tolist())
+        data[k] = np.array(checks.decode_text_array(data[k], path, k), dtype=str)
+    checks.check_nonempty(path, path.stem, n)
+    checks.check_unique_ids(path, "utterance_id", data["utterance_id"].tolist())
     if data["audio"].dtype.kind not in "biuf" or data["audio"].ndim != 2:
         raise ValueError(f"{path}: 'audio': expected numeric [N, D] utterance features, found dtype "
                          f"{data['audio'].dtype} shape {data['audio'].shape}")
@@ -232,9 +213,9 @@ def load_iemocap_utterance(path: str | Path, split_seed: int = 0, name: str = "i
     split_groups, carve = cut_group_splits(raw, files, root, "dialogue_id", split_seed, valid_fraction, test_fraction,
                                       crossfit_folds, crossfit_fold)
     sources = {s: str(files.get(s, root / "train.npz")) for s in SPLITS}
-    check_disjoint_groups({s: raw[s]["utterance_id"].tolist() for s in SPLITS}, sources, "utterance_id", option=None)
-    check_disjoint_groups({s: raw[s]["dialogue_id"].tolist() for s in SPLITS}, sources, "dialogue_id",
-                          allow=allow_shared_groups, option=ALLOW_SHARED_GROUPS)
+    checks.check_disjoint_groups({s: raw[s]["utterance_id"].tolist() for s in SPLITS}, sources, "utterance_id", option=None)
+    checks.check_disjoint_groups({s: raw[s]["dialogue_id"].tolist() for s in SPLITS}, sources, "dialogue_id",
+                                 allow=allow_shared_groups, option=checks.ALLOW_SHARED_GROUPS)
     _keep_labelled(raw, sources, labels)
     feats, stats = _features(raw, text_model, text_cache_dir, standardize)
     out = {}

@@ -32,13 +32,12 @@ from robustfusion.data._common import (
     check_label_range,
     handle_nonfinite,
     length_mask,
+    load_split_pickle,
     require_keys,
-    require_splits,
     zero_frame_mask,
 )
 from robustfusion.data.checks import decode_text_array
 from robustfusion.data.dataset import MultimodalDataset
-from robustfusion.data.safe_pickle import safe_load_pickle
 
 __all__ = ["MMSA_MODALITIES", "load_mmsa"]
 
@@ -69,9 +68,7 @@ def load_mmsa(path: str | Path, name: str = "mmsa", nonfinite: str = "zero",
     """
     if text_features not in TEXT_FEATURE_OPTIONS:
         raise ValueError(f"text_features: expected one of {list(TEXT_FEATURE_OPTIONS)}, found {text_features!r}")
-    source = str(path)
-    data = safe_load_pickle(path)
-    require_splits(data, source, splits)
+    source, data = load_split_pickle(path, splits)
     out: dict[str, MultimodalDataset] = {}
     for split in splits:
         out[split] = _load_split(data[split], split, source, name, nonfinite, label_range, text_features,

@@ -40,7 +40,7 @@ from robustfusion.data.checks import (
     check_nonempty,
     check_unique_ids,
     decode_text_array,
-    read_npz,
+    read_table_npz,
     require_directory,
 )
 from robustfusion.data.dataset import MultimodalDataset
@@ -55,15 +55,8 @@ _TEXT_MODE = {"bclstm": "given", "minilm": "transcript", "both": "both"}
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    data = read_npz(path, f"a MOSI utterance .npz archive (keys {list(MOSI_UTTERANCE_KEYS)})")
-    missing = [k for k in MOSI_UTTERANCE_KEYS if k not in data]
-    if missing:
-        raise ValueError(f"{path}: expected keys {list(MOSI_UTTERANCE_KEYS)}, missing {missing} "
-                         f"(found {sorted(data)})")
+    data = read_table_npz(path, "a MOSI utterance .npz archive", MOSI_UTTERANCE_KEYS, "sentiment")
     n = data["sentiment"].shape[0]
-    for k in MOSI_UTTERANCE_KEYS:
-        if data[k].shape[0] != n:
-            raise ValueError(f"{path}: {k!r}: expected {n} rows (as 'sentiment'), found shape {data[k].shape}")
     for k in ("text", "audio", "vision", "sentiment"):
         if data[k].dtype.kind not in "biuf":
             raise ValueError(f"{path}: {k!r}: expected numeric values, found dtype {data[k].dtype} "

@@ -37,12 +37,11 @@ from robustfusion.data._common import (
     check_feature_widths,
     check_label_range,
     handle_nonfinite,
+    load_split_pickle,
     require_keys,
-    require_splits,
     zero_frame_mask,
 )
 from robustfusion.data.dataset import MultimodalDataset
-from robustfusion.data.safe_pickle import safe_load_pickle
 from robustfusion.metrics import IEMOCAP_EMOTIONS  # MulT's names: Neutral, Happy, Sad, Angry
 
 __all__ = ["EXAMPLE_LAYOUTS", "IEMOCAP_EMOTIONS", "MULT_MODALITIES", "load_mult", "write_example_mult_pickle"]
@@ -103,9 +102,7 @@ def load_mult(path: str | Path, name: str = "mult", nonfinite: str = "zero", pad
     """
     if padding not in PADDING_OPTIONS:
         raise ValueError(f"padding: expected one of {list(PADDING_OPTIONS)}, found {padding!r}")
-    source = str(path)
-    data = safe_load_pickle(path)
-    require_splits(data, source, splits)
+    source, data = load_split_pickle(path, splits)
     out: dict[str, MultimodalDataset] = {}
     for split in splits:
         d = data[split]

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from torch import Tensor, nn
+from torch import nn
 
-from robustfusion.batch import MultimodalBatch
-from robustfusion.models.base import MultimodalModel
 from robustfusion.models.builders import build_fusion, build_modality_encoders, per_modality
-from robustfusion.models.output import ModelOutput
+from robustfusion.models.fused_readout import FusedReadoutModel
 from robustfusion.models.registry import register_model
 
 __all__ = ["LMF"]
 
 
 @register_model("lmf")
-class LMF(MultimodalModel):
+class LMF(FusedReadoutModel):
     """Modality subnetworks, low-rank fusion with modality-specific factors, Linear head.
 
     LMF (arXiv 1806.00064): "we decompose the weight tensor into low-rank factors ...
@@ -51,12 +49,5 @@ class LMF(MultimodalModel):
         self.head = nn.Sequential(nn.ReLU(), nn.Dropout(dropout), nn.Linear(fusion_dim, num_outputs))
         self.regression_loss = regression_loss
 
-    def fuse(self, batch: MultimodalBatch, present: Tensor) -> Tensor:
-        """``[B, fusion_dim]`` low-rank fused vector (absent embeddings zero-filled)."""
-        h = {m: enc(batch.inputs[m], batch.frame_mask(m)) for m, enc in self.encoders.items()}
-        return self.fusion(h, present)
-
-    def forward(self, batch: MultimodalBatch) -> ModelOutput:
-        present = self.check_batch(batch)
-        prediction = self.apply_fallback(self.head(self.fuse(batch, present)), present)
-        return self.supervised_output(prediction, batch)
+    def readout(self) -> nn.Module:
+        return self.head

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from torch import Tensor, nn
+from torch import nn
 
-from robustfusion.batch import MultimodalBatch
-from robustfusion.models.base import MultimodalModel
 from robustfusion.models.builders import build_fusion, build_modality_encoders, per_modality
-from robustfusion.models.output import ModelOutput
+from robustfusion.models.fused_readout import FusedReadoutModel
 from robustfusion.models.registry import register_model
 
 __all__ = ["TFN"]
 
 
 @register_model("tfn")
-class TFN(MultimodalModel):
+class TFN(FusedReadoutModel):
     """Modality embedding subnetworks, tensor fusion of ``[h_m; 1]``, post-fusion MLP.
 
     TFN (arXiv 1707.07250): "z^m = [z^l; 1] (x) [z^v; 1] (x) [z^a; 1]", a 3-fold Cartesian
@@ -54,12 +52,5 @@ class TFN(MultimodalModel):
             nn.Linear(post_fusion_dim, post_fusion_dim), nn.ReLU(), nn.Linear(post_fusion_dim, num_outputs))
         self.regression_loss = regression_loss
 
-    def fuse(self, batch: MultimodalBatch, present: Tensor) -> Tensor:
-        """``[B, prod (D_m + 1)]`` fused tensor (absent embeddings zero-filled)."""
-        h = {m: enc(batch.inputs[m], batch.frame_mask(m)) for m, enc in self.encoders.items()}
-        return self.fusion(h, present)
-
-    def forward(self, batch: MultimodalBatch) -> ModelOutput:
-        present = self.check_batch(batch)
-        prediction = self.apply_fallback(self.post_fusion(self.fuse(batch, present)), present)
-        return self.supervised_output(prediction, batch)
+    def readout(self) -> nn.Module:
+        return self.post_fusion
