@@ -9,7 +9,7 @@ A generated section sits between ``<!-- BEGIN GENERATED: NAME -->`` and ``<!-- E
 ``robustfusion reproduce`` prints (the task's primary metric per modality subset, mean ± std over
 seeds), drawn from the folder's ``robustness.csv``; nothing is typed in. The folder must hold the
 full grid (its ``grid.yaml``: the grid's name, not ``--quick``, no overrides), so a smoke test can
-never land in the README. Without ``--check`` the section's plot (``docs/<NAME>_sample_rate_MAE.png``)
+never land in the README. Without ``--check`` the section's plots (``docs/<NAME>_sample_rate_MAE.png``, ``docs/<NAME>_subsets_intervals.png``)
 is copied from the folder's plots as well; ``--check`` compares the tables only (the PNG bytes
 depend on the matplotlib version).
 """
@@ -38,13 +38,13 @@ BEGIN = re.compile(r"<!-- BEGIN GENERATED: ([\w-]+) -->\n(.*?)<!-- END GENERATED
 
 @dataclass(frozen=True)
 class Section:
-    """A generated README section: the grid whose full run it shows, and the plot it ships."""
+    """A generated README section: the grid whose full run it shows, and the plots it ships."""
 
     grid: str
-    plot: str | None = None  # a file under the grid folder's plots/, copied to docs/<name>_<plot>
+    plots: tuple[str, ...] = ()  # files under the grid folder's plots/, each copied to docs/<name>_<plot>
 
 
-SECTIONS = {"synthetic": Section("synthetic", plot="sample_rate_MAE.png")}
+SECTIONS = {"synthetic": Section("synthetic", plots=("sample_rate_MAE.png", "subsets_intervals.png"))}
 
 
 def section_text(results: Path, grid: str) -> str:
@@ -109,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"update_readme: the README's {args.section!r} table equals {results}/robustness.csv")
         return 0
     args.readme.write_text(new, encoding="utf-8")
-    if section.plot and (results / "plots" / section.plot).is_file():
-        shutil.copyfile(results / "plots" / section.plot, args.readme.parent / "docs" / f"{args.section}_{section.plot}")
+    for plot in section.plots:
+        if (results / "plots" / plot).is_file():
+            shutil.copyfile(results / "plots" / plot, args.readme.parent / "docs" / f"{args.section}_{plot}")
     print(f"update_readme: wrote the {args.section!r} section of {args.readme} from {results}")
     return 0
 

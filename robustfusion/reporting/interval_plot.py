@@ -48,5 +48,5 @@ def plot_intervals(rows: Iterable[dict], path: str | Path, *, nominal: float = 0
         ax.set_title(title)
     axes[1].axhline(nominal, color="black", linestyle="--", linewidth=1, label=f"nominal {nominal:g}")
     axes[1].set_ylim(0, 1.05)
-    axes[1].legend(fontsize=7, loc="lower right")
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path, agg, formats)
