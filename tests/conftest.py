@@ -27,43 +27,39 @@ import torch
 torch.set_num_threads(1)
 
 
-def real_mosi_dir() -> Path | None:
-    env = os.environ.get("ROBUSTFUSION_MOSI_DIR")
+def _real_dir(env_var: str, folder: str) -> Path | None:
+    """``$env_var`` if it holds ``train.npz``, else ``../shared/data/<folder>`` beside the repo, else ``None``."""
+    env = os.environ.get(env_var)
     cands = [Path(env)] if env else []
-    cands.append(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mosi-bclstm")
-    for c in cands:
-        if (c / "train.npz").is_file():
-            return c
-    return None
+    cands.append(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / folder)
+    return next((c for c in cands if (c / "train.npz").is_file()), None)
+
+
+def _real_or_skip(env_var: str, folder: str, what: str) -> Path:
+    d = _real_dir(env_var, folder)
+    if d is None:
+        pytest.skip(f"real {what} data not found: ../shared/data/{folder}/train.npz relative to the repo "
+                    f"root is absent and {env_var} is not set")
+    return d
+
+
+def real_mosi_dir() -> Path | None:
+    return _real_dir("ROBUSTFUSION_MOSI_DIR", "mosi-bclstm")
+
+
+def real_iemocap_dir() -> Path | None:
+    return _real_dir("ROBUSTFUSION_DATA_IEMOCAP_UTTERANCE", "iemocap-ta")
 
 
 @pytest.fixture
 def mosi_dir() -> Path:
     """The real CMU-MOSI utterance features (``../shared/data/mosi-bclstm`` or
     ``$ROBUSTFUSION_MOSI_DIR``); the test is skipped where they are absent."""
-    d = real_mosi_dir()
-    if d is None:
-        pytest.skip("real MOSI utterance data not found: ../shared/data/mosi-bclstm/train.npz relative to the repo "
-                    "root is absent and ROBUSTFUSION_MOSI_DIR is not set")
-    return d
-
-
-def real_iemocap_dir() -> Path | None:
-    env = os.environ.get("ROBUSTFUSION_DATA_IEMOCAP_UTTERANCE")
-    cands = [Path(env)] if env else []
-    cands.append(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "iemocap-ta")
-    for c in cands:
-        if (c / "train.npz").is_file():
-            return c
-    return None
+    return _real_or_skip("ROBUSTFUSION_MOSI_DIR", "mosi-bclstm", "MOSI utterance")
 
 
 @pytest.fixture
 def iemocap_dir() -> Path:
     """The real IEMOCAP utterance files (``../shared/data/iemocap-ta`` or
     ``$ROBUSTFUSION_DATA_IEMOCAP_UTTERANCE``); the test is skipped where they are absent."""
-    d = real_iemocap_dir()
-    if d is None:
-        pytest.skip("real IEMOCAP utterance data not found: ../shared/data/iemocap-ta/train.npz relative to the repo "
-                    "root is absent and ROBUSTFUSION_DATA_IEMOCAP_UTTERANCE is not set")
-    return d
+    return _real_or_skip("ROBUSTFUSION_DATA_IEMOCAP_UTTERANCE", "iemocap-ta", "IEMOCAP utterance")
