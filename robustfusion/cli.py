@@ -204,7 +204,7 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from robustfusion.runner.api import report_dirs
+    from robustfusion.runner.report import report_dirs
 
     check_writable(args.out, "--out")
     result = report_dirs(args.dirs, args.out)

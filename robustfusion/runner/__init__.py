@@ -16,7 +16,6 @@ from robustfusion.runner.api import (
     load_run,
     oracle_rows,
     prepare_data,
-    report_dirs,
     resume_run,
     train_run,
 )
@@ -31,6 +30,7 @@ from robustfusion.runner.presets import (
     method_config,
     preset_yaml,
 )
+from robustfusion.runner.report import report_dirs
 from robustfusion.runner.reproduce import reproduce
 
 __all__ = [

@@ -21,11 +21,11 @@ from omegaconf import DictConfig, OmegaConf
 from robustfusion.calibration import CalibratedModel
 from robustfusion.data import MultimodalDataset, load_dataset
 from robustfusion.data.standardize import Standardizer
-from robustfusion.io import atomic_write_json, replace_dir
+from robustfusion.io import replace_dir
 from robustfusion.metrics import primary_metric
 from robustfusion.models.registry import create_model, model_keywords
 from robustfusion.reporting import write_report
-from robustfusion.results import ORACLE, read_rows_csv, write_rows_csv
+from robustfusion.results import ORACLE, write_rows_csv
 from robustfusion.robustness import evaluate
 from robustfusion.runner import distributed as ddp
 from robustfusion.runner.calibrate import calibrate_partial_fusion, check_calibratable
@@ -34,7 +34,7 @@ from robustfusion.runner.config import ConfigError, load_config
 from robustfusion.runner.diverged import handle_divergence
 from robustfusion.runner.fit import fit
 from robustfusion.runner.lock import run_lock
-from robustfusion.runner.outdir import prepare_result_dir, relocate
+from robustfusion.runner.predictions_file import PREDICTIONS_FILE, write_predictions
 from robustfusion.runner.resources import resolve_device, torch_threads
 from robustfusion.runner.rundir import (
     build_model_from_run,
@@ -58,7 +58,6 @@ __all__ = [
     "load_run",
     "oracle_rows",
     "prepare_data",
-    "report_dirs",
     "resume_run",
     "train_run",
 ]
@@ -252,7 +251,8 @@ def evaluate_model(model, cfg: DictConfig, dataset: MultimodalDataset, oracle_da
     return rows
 
 
-EVAL_FILES = frozenset({"robustness.csv", "robustness_aggregate.csv", "table.md", "table.tex", "plots"})
+EVAL_FILES = frozenset({"robustness.csv", "robustness_aggregate.csv", "table.md", "table.tex", "plots",
+                        PREDICTIONS_FILE})
 
 
 def _check_eval_dir(out: Path) -> None:
@@ -277,7 +277,8 @@ def _check_eval_dir(out: Path) -> None:
 def evaluate_run(run_dir: str | Path, overrides: Sequence[str] = (), oracle: bool = False,
                  out: str | Path | None = None) -> tuple[Path, list[dict]]:
     """Run the robustness evaluator on a trained run; writes ``robustness.csv``,
-    ``robustness_aggregate.csv``, ``table.md``, ``table.tex`` and ``plots/`` into ``out``
+    ``robustness_aggregate.csv``, ``table.md``, ``table.tex``, ``plots/`` and the per-condition
+    predictions (``predictions.npz``, :mod:`.predictions_file`, read by ``report``) into ``out``
     (default ``RUN_DIR/eval/<split>``; ``out`` is the folder itself). ``overrides`` may change
     ``data.path``, ``data.split``, ``eval.*``. Returns ``(out, rows)``.
 
@@ -297,9 +298,13 @@ def evaluate_run(run_dir: str | Path, overrides: Sequence[str] = (), oracle: boo
     _check_eval_dir(out)
     # the run's lock: not while it trains or another evaluate writes it (a read-only run needs none)
     with run_lock(run.dir, required=False), replace_dir(out) as tmp, torch_threads(run.cfg.train.num_threads):
-        rows = evaluate_model(run.model, run.cfg, run.data.splits[split],
-                              oracle_dataset=run.data.raw[split] if oracle else None)
+        dataset, predictions = run.data.splits[split], {}
+        rows = evaluate_model(run.model, run.cfg, dataset, oracle_dataset=run.data.raw[split] if oracle else None,
+                              predictions=predictions)
         write_rows_csv(rows, tmp / "robustness.csv")
+        write_predictions(tmp / PREDICTIONS_FILE, predictions, dataset.targets.numpy(), dataset.groups,
+                          dataset=run.cfg.data.name, task=dataset.task, model=rows[0]["model"],
+                          seed=run.cfg.seed, split=split)
         write_report(rows, tmp)
     return out, rows
 
@@ -313,31 +318,3 @@ def oracle_rows(cfg: DictConfig, dataset: MultimodalDataset) -> list[dict]:
     return evaluate(oracle, dataset, protocols=list(cfg.eval.protocols), levels=_levels(cfg),
                     seed=cfg.seed, batch_size=cfg.eval.batch_size, dataset_name=cfg.data.name,
                     model_name=ORACLE, split=cfg.data.split, keep_at_least_one=cfg.eval.keep_at_least_one)
-
-
-def report_dirs(dirs: Sequence[str | Path], out: str | Path) -> dict[str, Any]:
-    """Collect every ``robustness.csv`` under ``dirs`` and write tables and plots into ``out``.
-
-    ``out`` is replaced whole (:mod:`robustfusion.runner.outdir`): built in a hidden sibling and
-    swapped in, so a kill leaves the previous report or the new one; a folder holding files a
-    report does not write is refused before any work."""
-    out = prepare_result_dir(out, "report")
-    rows: list[dict] = []
-    files = []
-    for d in dirs:
-        d = Path(d)
-        found = [d] if d.is_file() else sorted(d.rglob("robustness.csv"))
-        if not found:
-            raise FileNotFoundError(f"{d}: no robustness.csv found (run `robustfusion evaluate RUN_DIR` first)")
-        files += found
-    seen = set()
-    for f in files:
-        if f.resolve() in seen:
-            continue
-        seen.add(f.resolve())
-        rows += read_rows_csv(f)
-    with replace_dir(out) as tmp:  # the old set or the new one, never a mix (robustfusion.runner.outdir)
-        write_rows_csv(rows, tmp / "robustness.csv")
-        result = write_report(rows, tmp)
-        atomic_write_json(tmp / "sources.json", [str(f) for f in files])
-    return relocate(result, tmp, out)

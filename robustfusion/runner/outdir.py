@@ -21,7 +21,7 @@ __all__ = ["REPORT_FILES", "REPRODUCE_FILES", "REPRODUCE_KEPT", "check_result_di
 
 #: What ``report --out`` writes.
 REPORT_FILES = frozenset({"robustness.csv", "robustness_aggregate.csv", "table.md", "table.tex", "plots",
-                          "sources.json"})
+                          "sources.json", "comparisons.csv"})
 #: Entries of a ``reproduce`` folder carried over into each new version (trained runs, SLURM logs).
 REPRODUCE_KEPT = ("runs", "submitit")
 #: What ``reproduce --out`` writes.

@@ -16,7 +16,6 @@ import pytest
 from robustfusion.cli import main
 from robustfusion.io import owner_tag
 from robustfusion.results import write_rows_csv
-from robustfusion.runner.api import report_dirs
 from robustfusion.runner.outdir import (
     REPORT_FILES,
     REPRODUCE_FILES,
@@ -24,6 +23,7 @@ from robustfusion.runner.outdir import (
     prepare_result_dir,
     relocate,
 )
+from robustfusion.runner.report import report_dirs
 from tests.reporting.conftest import make_rows
 
 ROOT = Path(__file__).resolve().parents[2]
