@@ -27,8 +27,11 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from robustfusion.cli import headline_table
+from robustfusion.comparisons import read_comparisons_csv
+from robustfusion.metrics import PRIMARY_METRIC
 from robustfusion.reporting import write_report
+from robustfusion.reporting.comparisons import subset_comparison_table
+from robustfusion.reporting.headline import metric_table
 from robustfusion.results import read_rows_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,14 +44,41 @@ class Section:
     """A generated README section: the grid whose full run it shows, and the plots it ships."""
 
     grid: str
+    metrics: tuple[str, ...] = ()  # the subsets tables shown (default: the task's primary metric)
     plots: tuple[str, ...] = ()  # files under the grid folder's plots/, each copied to docs/<name>_<plot>
 
 
-SECTIONS = {"synthetic": Section("synthetic", plots=("sample_rate_MAE.png", "subsets_intervals.png"))}
+SECTIONS = {"synthetic": Section("synthetic", plots=("sample_rate_MAE.png", "subsets_intervals.png")),
+            "mosi_utterance": Section("mosi_utterance", metrics=("MAE", "Non0_F1_score")),
+            "iemocap_utterance": Section("iemocap_utterance", metrics=("F1_weighted", "Acc"))}
 
 
-def section_text(results: Path, grid: str) -> str:
-    """The body of a generated section: the headline table of ``results/robustness.csv``."""
+def _tables(results: Path, rows: list[dict], metrics: tuple[str, ...]) -> list[str]:
+    """Per metric: the mean ± std table, then (when the folder has ``comparisons.csv``) each
+    model minus the reference with its 95% interval."""
+    with tempfile.TemporaryDirectory() as tmp:
+        markdown = write_report(rows, tmp, plots=False)["markdown"]
+    present = {r["metric"] for r in rows if r["protocol"] == "subsets"}
+    metrics = metrics or tuple(m for m in PRIMARY_METRIC.values() if m in present)[:1]
+    comparisons = read_comparisons_csv(results / "comparisons.csv") if (results / "comparisons.csv").is_file() else []
+    out: list[str] = []
+    for metric in metrics:
+        table = metric_table(markdown, metric)
+        if table is None:
+            raise ValueError(f"{results}/robustness.csv: expected subsets rows of {metric}, found none")
+        out += [ln for ln in table.splitlines() if ln.startswith("|")] + [""]
+        deltas = subset_comparison_table(comparisons, metric)
+        if deltas:
+            ref = next(r["reference"] for r in comparisons if r["protocol"] == "subsets" and r["metric"] == metric)
+            note = (f"{metric}, model minus {ref}, with 95% intervals over test groups and seeds "
+                    "(`*`: the interval excludes 0):")
+            out += [note, "", deltas, ""]
+    return out
+
+
+def section_text(results: Path, grid: str, metrics: tuple[str, ...] = ()) -> str:
+    """The body of a generated section: the subsets tables of ``results/robustness.csv`` (mean ±
+    std over seeds) and the differences with intervals of ``results/comparisons.csv``."""
     grid_file = results / "grid.yaml"
     if not grid_file.is_file():
         raise ValueError(f"{results}: expected the folder of a `robustfusion reproduce {grid}` run (with grid.yaml), "
@@ -58,12 +88,9 @@ def section_text(results: Path, grid: str) -> str:
         raise ValueError(f"{results}: expected the full grid {grid!r} (no --quick, no overrides), found grid "
                          f"{found.get('name')!r} quick={found.get('quick')} overrides={found.get('overrides')}")
     rows = read_rows_csv(results / "robustness.csv")
-    with tempfile.TemporaryDirectory() as tmp:
-        markdown = write_report(rows, tmp, plots=False)["markdown"]
-    table = [ln for ln in headline_table(markdown, rows).splitlines() if ln.startswith("|")]  # no heading
-    if not table:
+    if not any(r["protocol"] == "subsets" for r in rows):
         raise ValueError(f"{results}/robustness.csv: expected rows of the subsets protocol, found none")
-    return "\n".join(table) + "\n"
+    return "\n".join(_tables(results, rows, metrics)).rstrip() + "\n"
 
 
 def render(readme: str, bodies: dict[str, str]) -> str:
@@ -93,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     section = SECTIONS[args.section]
     results = args.results or Path("results") / section.grid
     try:
-        body = section_text(results, section.grid)
+        body = section_text(results, section.grid, section.metrics)
         old = args.readme.read_text(encoding="utf-8")
         new = render(old, {args.section: body})
     except (ValueError, OSError) as err:

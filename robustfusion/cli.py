@@ -234,6 +234,8 @@ def _cmd_reproduce(args) -> int:
         result = reproduce(args.name, quick=args.quick, out=args.out, overrides=args.overrides, launcher=launcher)
     if args.quick:
         print(quick_notice(result.get("rows", ())))
+    from robustfusion.reporting.headline import headline_table
+
     print(headline_table(result["markdown"], result.get("rows", ())))
     print(f"full tables (every metric, both sweeps, AUILC): {Path(result['out']) / 'table.md'}")
     print(result["out"])
@@ -246,26 +248,6 @@ def quick_notice(rows=()) -> str:
     n = f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}" if seeds else "few seeds"
     return (f"SMOKE TEST (--quick: {n}, few methods, short training): these numbers show that the pipeline runs, "
             "they are not results; run without --quick for the table")
-
-
-def headline_table(markdown: str, rows=()) -> str:
-    """The subsets table of the task's primary metric (MAE, Acc or Avg_F1) from a report's
-    markdown; the whole markdown when no such table is found."""
-    from robustfusion.metrics import PRIMARY_METRIC
-
-    present = {r["metric"] for r in rows}
-    for metric in [m for m in PRIMARY_METRIC.values() if m in present] or list(PRIMARY_METRIC.values()):
-        lines = markdown.splitlines()
-        start = next((i for i, ln in enumerate(lines) if ln.startswith(f"### {metric}: modality subset")), None)
-        if start is None:
-            continue
-        block = []
-        for ln in lines[start:]:
-            if block and ln.startswith(("#", "![", "Gap to oracle")):
-                break
-            block.append(ln)
-        return "\n".join(block).rstrip()
-    return markdown.rstrip()
 
 
 def _cmd_data(args) -> int:

@@ -238,7 +238,7 @@ def test_evaluate_out_writes_elsewhere(tmp_path, capsys):
 
 
 def test_headline_table_is_the_primary_metric_subsets_table():
-    from robustfusion.cli import headline_table
+    from robustfusion.reporting.headline import headline_table
 
     lines = ["# Robustness report", "", "intro", "", "## synthetic (test)", "",
              "### MAE: modality subset", "", "| model (MAE ↓) | text |", "|:---|---:|", "| gmc | 0.9 |", "",

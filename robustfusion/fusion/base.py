@@ -8,13 +8,14 @@ stored in the features of its absent modalities.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from torch import Tensor, nn
 
 from robustfusion.registry import Registry
 
-__all__ = ["FUSIONS", "FusionLayer", "check_fusion_inputs", "create_fusion", "list_fusions", "register_fusion"]
+__all__ = ["FUSIONS", "FusionLayer", "check_fusion_inputs", "create_fusion", "list_fusions", "modality_dims",
+           "register_fusion"]
 
 FUSIONS: Registry[nn.Module] = Registry("fusion layer")
 register_fusion = FUSIONS.register
@@ -26,6 +27,16 @@ def create_fusion(name: str, **kwargs) -> nn.Module:
 
 def list_fusions() -> list[str]:
     return FUSIONS.names()
+
+
+def modality_dims(dim: int | Sequence[int], num_modalities: int | None, layer: str) -> tuple[int, ...]:
+    """One width per modality: ``dim`` repeated ``num_modalities`` times, or the sequence ``dim``
+    itself (``layer`` names the fusion layer in the error)."""
+    if isinstance(dim, int):
+        if not num_modalities:
+            raise ValueError(f"{layer}: expected num_modalities when dim is an int, found None")
+        return (dim,) * num_modalities
+    return tuple(int(d) for d in dim)
 
 
 def check_fusion_inputs(features: Mapping[str, Tensor], present: Tensor) -> None:

@@ -14,7 +14,12 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from robustfusion.fusion.base import FusionLayer, check_fusion_inputs, register_fusion
+from robustfusion.fusion.base import (
+    FusionLayer,
+    check_fusion_inputs,
+    modality_dims,
+    register_fusion,
+)
 from robustfusion.fusion.tensor import append_one
 from robustfusion.masking import zero_absent
 
@@ -43,12 +48,7 @@ class LowRankFusion(FusionLayer):
     def __init__(self, dim: int | Sequence[int], num_modalities: int | None = None, out_dim: int = 32,
                  rank: int = 4, **_: object) -> None:
         super().__init__()
-        if isinstance(dim, int):
-            if not num_modalities:
-                raise ValueError("LowRankFusion: expected num_modalities when dim is an int, found None")
-            dims = [dim] * num_modalities
-        else:
-            dims = [int(d) for d in dim]
+        dims = modality_dims(dim, num_modalities, "LowRankFusion")
         if rank < 1:
             raise ValueError(f"LowRankFusion: expected rank >= 1, found {rank}")
         self.dims, self.out_dim, self.rank = tuple(dims), int(out_dim), int(rank)

@@ -15,7 +15,12 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from robustfusion.fusion.base import FusionLayer, check_fusion_inputs, register_fusion
+from robustfusion.fusion.base import (
+    FusionLayer,
+    check_fusion_inputs,
+    modality_dims,
+    register_fusion,
+)
 from robustfusion.masking import zero_absent
 
 __all__ = ["TensorFusion", "append_one", "tensor_fusion"]
@@ -63,12 +68,7 @@ class TensorFusion(FusionLayer):
     def __init__(self, dim: int | Sequence[int], num_modalities: int | None = None,
                  max_size: int = 2**20, **_: object) -> None:
         super().__init__()
-        if isinstance(dim, int):
-            if not num_modalities:
-                raise ValueError("TensorFusion: expected num_modalities when dim is an int, found None")
-            dims = [dim] * num_modalities
-        else:
-            dims = [int(d) for d in dim]
+        dims = modality_dims(dim, num_modalities, "TensorFusion")
         self.dims = tuple(dims)
         self.out_dim = math.prod(d + 1 for d in dims)
         if self.out_dim > max_size:

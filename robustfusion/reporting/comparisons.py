@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from robustfusion.protocols import SUBSETS
 from robustfusion.reporting._slice import column_label
 
-__all__ = ["comparison_markdown", "format_delta"]
+__all__ = ["comparison_markdown", "format_delta", "subset_comparison_table"]
 
 
 def format_delta(row: dict, digits: int = 3) -> str:
@@ -31,6 +31,15 @@ def _table(rows: Sequence[dict], column: str, columns: list, label, digits: int)
     return out + [""]
 
 
+def subset_comparison_table(rows: Iterable[dict], metric: str, digits: int = 3) -> str:
+    """The ``subsets`` differences of ``metric``: one row per model, one column per subset
+    (empty when ``rows`` hold none)."""
+    subs = [r for r in rows if r["protocol"] == SUBSETS and r["metric"] == metric]
+    if not subs:
+        return ""
+    return "\n".join(_table(subs, "subset", list(dict.fromkeys(r["subset"] for r in subs)), str, digits)).rstrip()
+
+
 def comparison_markdown(rows: Iterable[dict], metrics: Sequence[str], digits: int = 3) -> str:
     """Per metric: the ``subsets`` differences (columns: subsets), then the sweep summaries (area
     and effective robustness; columns: protocol and summary)."""
@@ -44,10 +53,9 @@ def comparison_markdown(rows: Iterable[dict], metrics: Sequence[str], digits: in
            "against late fusion."), ""]
     for metric in metrics:
         here = [r for r in rows if r["metric"] == metric]
-        subs = [r for r in here if r["protocol"] == SUBSETS]
+        subs = subset_comparison_table(here, metric, digits)
         if subs:
-            md += [f"### {metric}: modality subset", ""]
-            md += _table(subs, "subset", list(dict.fromkeys(r["subset"] for r in subs)), str, digits)
+            md += [f"### {metric}: modality subset", "", subs, ""]
         summ = [{**r, "key": f"{r['protocol']} {column_label(r['level'])}"} for r in here
                 if r["protocol"] != SUBSETS and isinstance(r["level"], str)]
         if summ:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from robustfusion.metrics import PRIMARY_METRIC, higher_is_better
 
-__all__ = ["headline_lines", "headline_text"]
+__all__ = ["headline_lines", "headline_table", "headline_text", "metric_table"]
 
 
 def _primary(metrics: set[str]) -> str | None:
@@ -50,3 +50,29 @@ def headline_text(rows: Sequence[dict], table_path: str) -> str:
     """:func:`headline_lines` followed by where the full tables are."""
     return "\n".join([*headline_lines(rows),
                       f"full tables (every subset and metric, both sweeps, AUILC): {table_path}"])
+
+
+def metric_table(markdown: str, metric: str) -> str | None:
+    """The ``### <metric>: modality subset`` table of a report's markdown (heading included), or
+    ``None`` when the report has none."""
+    lines = markdown.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.startswith(f"### {metric}: modality subset")), None)
+    if start is None:
+        return None
+    block: list[str] = []
+    for ln in lines[start:]:
+        if block and ln.startswith(("#", "![", "Gap to oracle")):
+            break
+        block.append(ln)
+    return "\n".join(block).rstrip()
+
+
+def headline_table(markdown: str, rows: Iterable[dict] = ()) -> str:
+    """The subsets table of the task's primary metric (MAE, Acc or Avg_F1) from a report's
+    markdown; the whole markdown when no such table is found."""
+    present = {r["metric"] for r in rows}
+    for metric in [m for m in PRIMARY_METRIC.values() if m in present] or list(PRIMARY_METRIC.values()):
+        table = metric_table(markdown, metric)
+        if table is not None:
+            return table
+    return markdown.rstrip()

@@ -18,8 +18,9 @@ Where the reported numbers come from depends on what ``DIR`` holds (documented i
 * only ``train.npz``: one grid whose ``valid`` and ``test`` are carved from it by whole groups.
 
 Each part lives in ``OUT/<part>/`` (its own runs, rows and report) and ``OUT/`` gets the combined
-``robustness.csv``, ``table.md``, ``table.tex``, plots and ``timings.json``, and a
-``comparisons.csv`` computed on the parts' test predictions pooled (every validation group once).
+``robustness.csv``, ``table.md``, ``table.tex``, plots and ``timings.json``, a
+``comparisons.csv`` computed on the parts' test predictions pooled (every validation group once)
+and a ``grid.yaml`` naming the grid, the data directory, the folds and the overrides.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from robustfusion.comparisons import write_comparisons_csv
-from robustfusion.io import atomic_write_json, replace_dir
+from robustfusion.io import atomic_write_json, atomic_write_text, replace_dir
 from robustfusion.reporting import write_report
 from robustfusion.results import write_rows_csv
 from robustfusion.runner.grid_out import default_grid_out
@@ -108,6 +110,9 @@ def reproduce_on_data(name: str | Grid, data: str | Path, quick: bool = False, o
         write_comparisons_csv(comparisons, tmp / "comparisons.csv")
         report = write_report(rows, tmp, comparisons=comparisons)
         atomic_write_json(tmp / "timings.json", timings)
+        atomic_write_text(tmp / "grid.yaml", OmegaConf.to_yaml(OmegaConf.create(
+            {"name": name if isinstance(name, str) else "custom", "quick": quick, "data": str(Path(data).resolve()),
+             "folds": len(parts), "overrides": list(overrides)})))
     return {"markdown": report["markdown"], "paths": relocate(report.get("paths", {}), tmp, out), "rows": rows,
             "timings": timings, "parts": list(names), "out": out, "comparisons": comparisons}
 

@@ -11,7 +11,11 @@ from robustfusion.cli import main
 from robustfusion.comparisons import COMPARISON_FIELDS, read_comparisons_csv
 from robustfusion.results import read_rows_csv
 from robustfusion.runner import load_config, train_run
-from robustfusion.runner.predictions_file import PREDICTIONS_FILE, read_predictions, write_predictions
+from robustfusion.runner.predictions_file import (
+    PREDICTIONS_FILE,
+    read_predictions,
+    write_predictions,
+)
 from robustfusion.runner.report import report_comparisons
 
 ROOT = Path(__file__).resolve().parents[2]
