@@ -4,6 +4,7 @@ from robustfusion.models.back_connection import BackConnection, unroll_progressi
 from robustfusion.models.base import MultimodalModel
 from robustfusion.models.builders import build_fusion, build_modality_encoders
 from robustfusion.models.early_fusion import EarlyFusion
+from robustfusion.models.ensemble import SeedEnsemble
 from robustfusion.models.gmc import GMC
 from robustfusion.models.gmc_pf import GMCProgressive
 from robustfusion.models.late_fusion import LateFusion
@@ -15,5 +16,5 @@ from robustfusion.models.registry import MODELS, create_model, list_models, regi
 from robustfusion.models.tfn import TFN
 
 __all__ = ["GMC", "LMF", "MODELS", "TFN", "BackConnection", "EarlyFusion", "GMCProgressive", "LateFusion",
-           "ModelOutput", "MulT", "MultimodalModel", "ProgressiveFusion", "build_fusion", "build_modality_encoders",
+           "ModelOutput", "MulT", "MultimodalModel", "ProgressiveFusion", "SeedEnsemble", "build_fusion", "build_modality_encoders",
            "create_model", "list_models", "register_model", "unroll_progressive"]

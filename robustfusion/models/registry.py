@@ -27,6 +27,8 @@ COMMON_KEYWORDS = ("modality_dims", "task", "num_outputs")
 def _keywords(name: str) -> tuple[list[str], bool]:
     """``(keywords, open)``: ``open`` when the chain ends in ``**kwargs`` that go nowhere known."""
     builder = MODELS.get(name)
+    if getattr(builder, "forwards_keywords", False):  # a wrapper: its **kwargs are another model's (checked there)
+        return [p for p in inspect.signature(builder).parameters if p not in ("self", "member_params")], True
     inits = [c.__init__ for c in builder.__mro__ if "__init__" in vars(c) and c is not nn.Module] \
         if inspect.isclass(builder) else [builder]
     names: list[str] = []

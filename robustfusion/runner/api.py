@@ -107,11 +107,16 @@ def prepare_data(cfg: DictConfig, raw: dict[str, MultimodalDataset] | None = Non
 
 
 def build_model(cfg: DictConfig, train: MultimodalDataset) -> torch.nn.Module:
-    """``create_model(cfg.model.name, modality_dims/task/num_outputs from the data, **cfg.model.params)``."""
+    """``create_model(cfg.model.name, modality_dims/task/num_outputs from the data, **cfg.model.params)``;
+    with ``cfg.model.ensemble`` = K > 1, a seed ensemble of K such models
+    (:class:`robustfusion.models.ensemble.SeedEnsemble`)."""
     params = OmegaConf.to_container(cfg.model.params, resolve=True) or {}
+    if cfg.model.ensemble < 1:
+        raise ConfigError(f"model.ensemble: expected a number of members >= 1, found {cfg.model.ensemble}")
+    members = {"member": cfg.model.name, "members": cfg.model.ensemble} if cfg.model.ensemble > 1 else {}
     try:
-        return create_model(cfg.model.name, modality_dims=train.modality_dims, task=train.task,
-                            num_outputs=train.num_outputs, **params)
+        return create_model("ensemble" if members else cfg.model.name, modality_dims=train.modality_dims, task=train.task,
+                            num_outputs=train.num_outputs, **members, **params)
     except TypeError as err:
         valid = [p for p in model_keywords(cfg.model.name) if p not in ("modality_dims", "task", "num_outputs")]
         unknown = sorted(k for k in params if k not in model_keywords(cfg.model.name))

@@ -57,6 +57,7 @@ class ModelConfig:
 
     name: str = "gmc"
     params: dict[str, Any] = field(default_factory=dict)
+    ensemble: int = 1  # > 1: that many copies from their own random initialisations, averaged (models/ensemble.py)
 
 
 @dataclass

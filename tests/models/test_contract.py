@@ -33,6 +33,7 @@ SMALL_KWARGS: dict[str, dict] = {
     "mult": {"d_model": 8, "num_heads": 2, "num_layers": 1},
     "tfn": {"hidden_dim": 4, "post_fusion_dim": 8},
     "lmf": {"hidden_dim": 8, "fusion_dim": 8, "rank": 2},
+    "ensemble": {"member": "gmc_pf", "members": 2, "hidden_dim": 8, "latent_dim": 8},
 }
 GENERIC_SMALL = {"hidden_dim": 8, "latent_dim": 8}
 
