@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "training; synthetic: 38 s wall, 18 s CPU on 2 shared CPU cores), into results/<grid>-quick")
     rp.add_argument("--data", default=None, metavar="DIR",
                     help="real-data grids: the npz directory; tables on DIR/test.npz when present, else "
-                    "cross-fitted over the groups of DIR/valid.npz (see README, Real-data grids)")
+                    "cross-fitted over the groups of DIR/valid.npz (see README, 'Real data')")
     rp.add_argument("--folds", type=int, default=2, metavar="K",
                     help="with --data and no test.npz: folds of the validation groups (default: 2)")
     rp.add_argument("--jobs", type=int, default=None, metavar="N",

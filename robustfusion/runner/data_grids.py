@@ -1,7 +1,7 @@
 """Real-data grids: ``robustfusion reproduce <grid> --data DIR`` for the utterance-level npz layouts.
 
 Where the reported numbers come from depends on what ``DIR`` holds (documented in the README,
-"Real-data grids"):
+"Real data"):
 
 * ``test.npz`` present: one grid (:func:`robustfusion.runner.reproduce.reproduce` with
   ``data.path=DIR``); epochs, calibrations and the specialists' penalties are chosen on

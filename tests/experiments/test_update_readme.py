@@ -75,6 +75,19 @@ def test_a_readme_without_the_markers_is_refused(tmp_path):
         SCRIPT["render"]("no markers\n", {"synthetic": "| t |\n"})
 
 
-def test_the_committed_readme_has_the_synthetic_markers():
+def test_the_committed_readme_has_a_section_for_every_grid_it_shows():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert [m.group(1) for m in SCRIPT["BEGIN"].finditer(text)] == ["synthetic"]
+    assert [m.group(1) for m in SCRIPT["BEGIN"].finditer(text)] == ["synthetic", "mosi_utterance", "iemocap_utterance"]
+    assert set(SCRIPT["SECTIONS"]) == {"synthetic", "mosi_utterance", "iemocap_utterance"}
+
+
+def test_a_section_adds_the_differences_with_intervals_of_comparisons_csv(tmp_path):
+    from robustfusion.comparisons import write_comparisons_csv
+
+    folder = _grid(tmp_path / "g")
+    write_comparisons_csv([{"model": "a", "reference": "b", "protocol": "subsets", "level": None, "subset": s,
+                            "metric": "MAE", "delta": d, "ci_low": d - 0.1, "ci_high": d + 0.1}
+                           for s, d in zip(SUBSETS, (-0.2, 0.05, 0.3))], folder / "comparisons.csv")
+    text = SCRIPT["section_text"](folder, "synthetic")
+    assert "MAE, model minus b, with 95% intervals" in text
+    assert "| a | -0.200 [-0.300, -0.100]* | +0.050 [-0.050, +0.150] | +0.300 [+0.200, +0.400]* |" in text
