@@ -1,6 +1,7 @@
 """One method of a real-data grid under named option sets, cross-fitted over the validation
 groups (`robustfusion reproduce <grid> --data DIR`'s scheme, that method only, seeds 0-2).
-Prints each subset's primary metrics (mean over folds and seeds) per option set.
+Prints each subset's primary metrics and those of its uncertainty (mean over folds and seeds) per
+option set, in the order of ``METRICS``.
 
     ROBUSTFUSION_CACHE=/work/rf-cache python experiments/gmc_pf_options.py iemocap_utterance \
         ../shared/data/iemocap-ta OUT "modalities:" "gmc:model.params.predict_from=gmc"
@@ -19,7 +20,8 @@ import numpy as np
 from robustfusion.runner.data_grids import reproduce_on_data
 from robustfusion.runner.presets import GRIDS, Grid
 
-METRICS = {"regression": ("MAE", "Non0_F1_score"), "classification": ("Acc", "F1_weighted")}
+METRICS = {"regression": ("MAE", "Non0_F1_score", "PI_coverage", "PI_width"),
+           "classification": ("Acc", "F1_weighted", "ECE", "NLL", "Set_coverage")}
 
 
 def main() -> None:
@@ -44,7 +46,8 @@ def main() -> None:
                 cells[(r["subset"], r["metric"])].append(r["value"])
         subsets = list(dict.fromkeys(s for s, _ in cells))
         print(f"{label:12s} " + "; ".join(
-            f"{s} " + "/".join(f"{np.mean(cells[(s, m)]):.3f}" for m in METRICS[task]) for s in subsets), flush=True)
+            f"{s} " + "/".join(f"{np.mean(cells[(s, m)]):.3f}" for m in METRICS[task] if cells[(s, m)])
+            for s in subsets), flush=True)
 
 
 if __name__ == "__main__":
