@@ -285,7 +285,7 @@ def _cmd_list(_args) -> int:
 
     for title, names in [("models", list_models()), ("encoders", list_encoders()),
                          ("joint encoders", JOINT_ENCODERS.names()), ("fusion layers", list_fusions()),
-                         ("datasets", list_datasets()), ("protocols", list(protocol_names())), ("grids", sorted(GRIDS))]:
+                         ("datasets", list_datasets()), ("protocols", list(protocol_names())), ("grids", GRIDS.names())]:
         print(f"{title}: {', '.join(names)}")
     return 0
 

@@ -150,11 +150,11 @@ def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Pa
     else:
         name = name or "synthetic"
         if name not in GRIDS:
-            raise ValueError(f"unknown grid {name!r}; known: {sorted(GRIDS)}")
-        grid = GRIDS[name]
+            raise ValueError(f"unknown grid {name!r}; known: {GRIDS.names()}")
+        grid = GRIDS.get(name)
     methods = grid.quick.get("methods", grid.methods) if quick else grid.methods
     seeds = grid.quick.get("seeds", grid.seeds) if quick else grid.seeds
-    skipped = [m for m in methods if METHODS[m]["model"]["name"] not in MODELS]
+    skipped = [m for m in methods if METHODS.get(m).settings["model"]["name"] not in MODELS]
     methods = [m for m in methods if m not in skipped]
     if skipped:
         log(f"[reproduce] skipping methods whose model is not registered: {skipped}")

@@ -324,6 +324,6 @@ def test_the_estimate_times_a_real_step_and_leaves_the_rng_alone():
     reproduce_mod = importlib.import_module("robustfusion.runner.reproduce")
     torch.manual_seed(0)
     state = torch.random.get_rng_state()
-    cfg = method_config(GRIDS["synthetic"], "late_fusion", 0, quick=True)
+    cfg = method_config(GRIDS.get("synthetic"), "late_fusion", 0, quick=True)
     assert reproduce_mod._estimated_seconds(cfg) > 0
     assert torch.equal(torch.random.get_rng_state(), state)
