@@ -7,7 +7,12 @@ import torch
 from robustfusion.comparisons import read_comparisons_csv
 from robustfusion.data.synthetic import EMOTION_NAMES, load_synthetic
 from robustfusion.runner.presets import GRIDS, method_config
-from robustfusion.runner.reproduce import reproduce
+from robustfusion.runner.reproduce import (
+    REFERENCES,
+    SPECIALISTS_LOGISTIC,
+    SPECIALISTS_RIDGE,
+    reproduce,
+)
 from robustfusion.runner.scoring import check_monitor, evaluate_dataset
 
 TINY = ["data.options.n_train=96", "data.options.n_valid=48", "data.options.n_test=48", "train.epochs=1"]
@@ -28,6 +33,12 @@ def test_emotion_grid_is_classification_without_the_regression_readout():
     assert (params.unimodal_weight, params.contrastive_weight) == (2.0, 0.3)
     assert "contrastive_weight" not in method_config(grid, "gmc", 0).model.params
     assert "contrastive_weight" not in method_config(GRIDS.get("synthetic"), "gmc_pf", 0).model.params
+
+
+def test_references_are_a_registry_fitted_ridge_first():
+    assert REFERENCES.ordered() == [SPECIALISTS_RIDGE, SPECIALISTS_LOGISTIC]  # the order of their rows
+    assert REFERENCES.get(SPECIALISTS_LOGISTIC).tasks == ("classification",)
+    assert "regression" in REFERENCES.get(SPECIALISTS_RIDGE).tasks
 
 
 def test_reproduce_synthetic_emotion_quick_end_to_end(tmp_path):
