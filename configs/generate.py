@@ -1,4 +1,4 @@
-"""Write configs/<dataset>/<method>.yaml from the presets in robustfusion/runner/reproduce.py.
+"""Write configs/<dataset>/<method>.yaml from the presets in robustfusion/runner/presets.py.
 
     python configs/generate.py
 
@@ -18,11 +18,11 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> None:
     for dataset in DATASET_DEFAULTS:
-        for method in METHODS:
+        for method in METHODS.ordered():
             path = HERE / dataset / f"{method}.yaml"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(preset_yaml(dataset, method))
-    print(f"wrote {len(DATASET_DEFAULTS) * len(METHODS)} configs under {HERE}")
+    print(f"wrote {len(DATASET_DEFAULTS) * len(METHODS.names())} configs under {HERE}")
 
 
 if __name__ == "__main__":

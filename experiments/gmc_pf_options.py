@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("sets", nargs="+")
     ap.add_argument("--method", default="gmc_pf")
     args = ap.parse_args()
-    base = GRIDS[args.grid]
+    base = GRIDS.get(args.grid)
     task = "regression" if args.grid.startswith("mosi") else "classification"
     for spec in args.sets:
         label, _, overrides = spec.partition(":")

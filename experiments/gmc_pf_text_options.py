@@ -18,7 +18,7 @@ from robustfusion.runner.presets import GRIDS, Grid, deep_merge
 
 
 def main(data: str, out: str, modes: list[str], method: str = "gmc_pf", extra: tuple[str, ...] = ()) -> None:
-    base = GRIDS["mosi_utterance"]
+    base = GRIDS.get("mosi_utterance")
     for mode in modes:
         grid = Grid(base=deep_merge(base.base, {"data": {"options": {"text_features": mode}}}), methods=[method],
                     seeds=[0, 1, 2], specialists=False, description=f"mosi_utterance text={mode}")

@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("overrides", nargs="*", help="key=value overrides applied to every run")
     rp.add_argument("--quick", action="store_true",
                     help="a smoke test, not a result: the small version of the grid (1 seed, a few methods, short "
-                    "training; synthetic: 38 s wall, 18 s CPU on 2 shared CPU cores), into results/<grid>-quick")
+                    "training), into results/<grid>-quick")
     rp.add_argument("--data", default=None, metavar="DIR",
                     help="real-data grids: the npz directory; tables on DIR/test.npz when present, else "
                     "cross-fitted over the groups of DIR/valid.npz (see README, 'Real data')")
@@ -267,7 +267,7 @@ def _cmd_list(_args) -> int:
 
     for title, names in [("models", list_models()), ("encoders", list_encoders()),
                          ("joint encoders", JOINT_ENCODERS.names()), ("fusion layers", list_fusions()),
-                         ("datasets", list_datasets()), ("protocols", list(protocol_names())), ("grids", sorted(GRIDS))]:
+                         ("datasets", list_datasets()), ("protocols", list(protocol_names())), ("grids", GRIDS.names())]:
         print(f"{title}: {', '.join(names)}")
     return 0
 

@@ -20,7 +20,7 @@ mask, LNLN's random-rate frame dropout) in :mod:`robustfusion.augment`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import combinations
 
 import torch
@@ -32,7 +32,9 @@ from robustfusion.seeding import derived_seed
 __all__ = [
     "MISSING_RATE_TOLERANCE",
     "all_subsets",
+    "as_subset",
     "check_rate",
+    "check_subset",
     "drop_frames",
     "drop_samples",
     "drop_to_missing_rate",
@@ -51,6 +53,19 @@ def all_subsets(modalities: Iterable[str]) -> list[tuple[str, ...]]:
 def subset_name(subset: Iterable[str]) -> str:
     """Canonical label of a subset, e.g. ``"text+audio"``."""
     return "+".join(subset)
+
+
+def as_subset(subset: str | Iterable[str]) -> tuple[str, ...]:
+    """``"text+audio"`` or ``["text", "audio"]`` -> ``("text", "audio")`` (the inverse of :func:`subset_name`)."""
+    return tuple(subset.split("+")) if isinstance(subset, str) else tuple(subset)
+
+
+def check_subset(subset: tuple[str, ...], modalities: Sequence[str]) -> None:
+    """A ``ValueError`` unless ``subset`` is a non-empty selection of ``modalities`` (a dataset's)."""
+    unknown = [m for m in subset if m not in modalities]
+    if not subset or unknown:
+        raise ValueError(f"subset {list(subset)}: expected a non-empty subset of {list(modalities)}"
+                         + (f", found unknown {unknown}" if unknown else ""))
 
 
 def protocol_seed(seed: int, protocol: str, level: float | str, modality: str = "") -> int:

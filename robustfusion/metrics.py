@@ -60,7 +60,7 @@ from torch import Tensor
 from robustfusion.tasks import TASKS
 
 # torchmetrics is imported inside the functions: importing it pulls scipy, sympy and matplotlib
-# (~3 s), which `import robustfusion.metrics` (CLI start-up, reporting) should not pay.
+# (seconds), which `import robustfusion.metrics` (CLI start-up, reporting) should not pay.
 
 __all__ = [
     "IEMOCAP_EMOTIONS",

@@ -10,6 +10,8 @@ import torch
 from robustfusion import MultimodalBatch
 from robustfusion.dropping import (
     all_subsets,
+    as_subset,
+    check_subset,
     drop_frames,
     drop_samples,
     drop_to_missing_rate,
@@ -36,6 +38,17 @@ def test_all_subsets_smallest_first_in_modality_order():
                        ("audio", "vision"), ("text", "audio", "vision")]
     assert len(all_subsets(["a", "b", "c", "d", "e"])) == 2**5 - 1
     assert subset_name(("text", "audio")) == "text+audio"
+
+
+def test_as_subset_reads_a_name_or_a_list_and_check_subset_names_what_is_wrong():
+    assert as_subset("text+audio") == as_subset(["text", "audio"]) == ("text", "audio")
+    assert as_subset(subset_name(("audio", "vision"))) == ("audio", "vision")
+    check_subset(("text", "vision"), MODS)
+    with pytest.raises(ValueError, match=r"expected a non-empty subset of \['text', 'audio', 'vision'\], "
+                                         r"found unknown \['txt'\]"):
+        check_subset(("txt",), MODS)
+    with pytest.raises(ValueError, match=r"subset \[\]: expected a non-empty subset"):
+        check_subset((), MODS)
 
 
 def test_keep_subset_marks_only_the_others_absent():

@@ -16,8 +16,9 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from robustfusion.baselines.ridge import RidgeSpecialist, as_subset, fit_ridge_specialist
+from robustfusion.baselines.ridge import RidgeSpecialist, fit_ridge_specialist
 from robustfusion.data.dataset import MultimodalDataset
+from robustfusion.dropping import as_subset
 
 __all__ = ["DEFAULT_L2", "fit_logistic_specialist"]
 

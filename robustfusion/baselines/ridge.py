@@ -21,29 +21,17 @@ from torch import Tensor
 
 from robustfusion.batch import MultimodalBatch
 from robustfusion.data.dataset import MultimodalDataset
+from robustfusion.dropping import as_subset, check_subset
 from robustfusion.masking import masked_mean
 from robustfusion.models.base import target_fallback
 
-__all__ = ["DEFAULT_ALPHAS", "FEATURE_MODES", "RidgeSpecialist", "as_subset", "check_subset", "fit_ridge_specialist",
+__all__ = ["DEFAULT_ALPHAS", "FEATURE_MODES", "RidgeSpecialist", "fit_ridge_specialist",
            "pooled_features"]
 
 #: Ridge penalties tried on the validation split.
 DEFAULT_ALPHAS: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)
 #: How sequence modalities become ridge features (see :func:`pooled_features`).
 FEATURE_MODES = ("mean", "flatten")
-
-
-def as_subset(subset: str | Iterable[str]) -> tuple[str, ...]:
-    """``"text+audio"`` or ``["text", "audio"]`` -> ``("text", "audio")``."""
-    return tuple(subset.split("+")) if isinstance(subset, str) else tuple(subset)
-
-
-def check_subset(subset: tuple[str, ...], dataset: MultimodalDataset) -> None:
-    """A ``ValueError`` unless ``subset`` is a non-empty selection of ``dataset``'s modalities."""
-    unknown = [m for m in subset if m not in dataset.modalities]
-    if not subset or unknown:
-        raise ValueError(f"subset {list(subset)}: expected a non-empty subset of {list(dataset.modalities)}"
-                         + (f", found unknown {unknown}" if unknown else ""))
 
 
 def pooled_features(batch: MultimodalBatch, modalities: Sequence[str], mode: str = "mean") -> tuple[Tensor, Tensor]:
@@ -154,7 +142,7 @@ def fit_ridge_specialist(train: MultimodalDataset, val: MultimodalDataset, subse
         ValueError: an unknown or empty subset, an empty alpha grid or a negative alpha.
     """
     subset = as_subset(subset)
-    check_subset(subset, train)
+    check_subset(subset, train.modalities)
     mods = tuple(m for m in train.modalities if m in subset)
     if not alphas or any(a < 0 for a in alphas):
         raise ValueError(f"alphas: expected a non-empty grid of penalties >= 0, found {list(alphas)}")

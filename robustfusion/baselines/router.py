@@ -16,10 +16,10 @@ import torch
 from torch import Tensor
 
 from robustfusion.baselines.logistic import DEFAULT_L2, fit_logistic_specialist
-from robustfusion.baselines.ridge import DEFAULT_ALPHAS, as_subset, fit_ridge_specialist
+from robustfusion.baselines.ridge import DEFAULT_ALPHAS, fit_ridge_specialist
 from robustfusion.batch import MultimodalBatch
 from robustfusion.data.dataset import MultimodalDataset
-from robustfusion.dropping import all_subsets, subset_name
+from robustfusion.dropping import all_subsets, as_subset, subset_name
 from robustfusion.models.base import target_fallback
 
 __all__ = ["Predictor", "SubsetRouter", "fit_logistic_specialists", "fit_ridge_specialists"]

@@ -8,7 +8,7 @@ from robustfusion.data.dataset import MultimodalDataset
 from robustfusion.data.iemocap_utterance import load_iemocap_utterance
 from robustfusion.data.mmsa import load_mmsa
 from robustfusion.data.mosi_utterance import carve_video_splits, load_mosi_utterance
-from robustfusion.data.mult import IEMOCAP_EMOTIONS, load_mult, write_example_mult_pickle
+from robustfusion.data.mult import IEMOCAP_EMOTIONS, load_mult
 from robustfusion.data.registry import (
     DATASETS,
     DatasetInfo,
@@ -58,5 +58,4 @@ __all__ = [
     "safe_load_pickle",
     "safe_loads_pickle",
     "text_from_transcripts",
-    "write_example_mult_pickle",
 ]

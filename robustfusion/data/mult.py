@@ -156,7 +156,7 @@ def write_example_mult_pickle(path: str | Path, layout: str = "iemocap", sizes: 
         signal: strength of the learnable part (0 gives pure noise). With the default 0.1 a
             nearest-centroid rule on frame means finds the IEMOCAP emotion from text almost
             always, from vision in about 80% of the samples (wider features carry more of it), so
-            the modality subsets differ; the ``iemocap_mult`` gmc_pf preset learns it in ~20 s.
+            the modality subsets differ and the ``iemocap_mult`` presets learn something.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.

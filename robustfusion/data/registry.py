@@ -17,6 +17,13 @@ from pathlib import Path
 from robustfusion.data._common import check_feature_widths
 from robustfusion.data.checks import check_nonempty
 from robustfusion.data.dataset import MultimodalDataset
+from robustfusion.data.iemocap_utterance import load_iemocap_utterance
+from robustfusion.data.mmsa import load_mmsa
+from robustfusion.data.mosi_utterance import load_mosi_utterance
+from robustfusion.data.mult import load_mult
+from robustfusion.data.npz_format import load_npz_folder
+from robustfusion.data.synthetic import load_synthetic
+from robustfusion.registry import Registry
 
 __all__ = ["DATASETS", "DatasetInfo", "dataset_env_var", "list_datasets", "load_dataset", "register_dataset"]
 
@@ -34,21 +41,19 @@ class DatasetInfo:
     extra_env: tuple[str, ...] = ()
 
 
-DATASETS: dict[str, DatasetInfo] = {}
+#: Every dataset ``load_dataset`` knows, by name (the built-ins are added at the end of this module).
+DATASETS: Registry[DatasetInfo] = Registry("dataset")
 
 
 def register_dataset(info: DatasetInfo) -> DatasetInfo:
-    """Add a dataset under ``info.name`` (a ``ValueError`` if the name is taken); returns ``info``.
+    """Add a dataset under ``info.name`` (a ``ValueError`` if another one holds the name); returns ``info``.
 
     ``info.loader(path, name=..., **options)`` (or ``loader(name=..., **options)`` when
     ``needs_path`` is False) must return ``{"train", "valid", "test": MultimodalDataset}``; its
     keyword parameters are the dataset's ``data.options``. For features of your own, no code is
     needed: write them in the ``npz`` format (:mod:`robustfusion.data.npz_format`).
     """
-    if info.name in DATASETS:
-        raise ValueError(f"dataset {info.name!r} is already registered")
-    DATASETS[info.name] = info
-    return info
+    return DATASETS.add(info.name, info)
 
 
 def dataset_env_var(name: str) -> str:
@@ -58,7 +63,7 @@ def dataset_env_var(name: str) -> str:
 
 def list_datasets() -> list[str]:
     """Registered dataset names."""
-    return sorted(DATASETS)
+    return DATASETS.names()
 
 
 def load_dataset(name: str, path: str | Path | None = None, split_seed: int = 0,
@@ -79,7 +84,7 @@ def load_dataset(name: str, path: str | Path | None = None, split_seed: int = 0,
 
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {list_datasets()}")
-    info = DATASETS[name]
+    info = DATASETS.get(name)
     if info.needs_path and path is None:
         for var in (dataset_env_var(name), *info.extra_env):
             if os.environ.get(var):
@@ -118,14 +123,9 @@ def load_dataset(name: str, path: str | Path | None = None, split_seed: int = 0,
     return data
 
 
-def _register_builtin() -> None:
-    from robustfusion.data.iemocap_utterance import load_iemocap_utterance
-    from robustfusion.data.mmsa import load_mmsa
-    from robustfusion.data.mosi_utterance import load_mosi_utterance
-    from robustfusion.data.mult import load_mult
-    from robustfusion.data.npz_format import load_npz_folder
-    from robustfusion.data.synthetic import load_synthetic
-
+# ---------------------------------------------------------------------------- built-ins
+def _register_builtins() -> None:
+    """The datasets this package ships, each loader imported by name at the top of this module."""
     register_dataset(DatasetInfo("npz", load_npz_folder, True, "your own features: DIR/{train,valid,test}.npz in "
                                  "the documented format (robustfusion.data.npz_format; robustfusion data check DIR)",
                                  path_kind="directory"))
@@ -146,4 +146,4 @@ def _register_builtin() -> None:
                                      defaults={"label_range": rng}, path_kind=f".pkl file ({fname})"))
 
 
-_register_builtin()
+_register_builtins()

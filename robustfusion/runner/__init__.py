@@ -27,6 +27,7 @@ from robustfusion.runner.presets import (
     GRIDS,
     METHODS,
     Grid,
+    MethodPreset,
     method_config,
     preset_yaml,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "ConfigError",
     "FitResult",
     "Grid",
+    "MethodPreset",
     "PreparedData",
     "Run",
     "RunConfig",

@@ -8,9 +8,8 @@ from collections.abc import Iterable
 import torch
 
 from robustfusion.baselines import ModelSpecialist, SubsetRouter
-from robustfusion.baselines.ridge import as_subset, check_subset
 from robustfusion.data.dataset import MultimodalDataset
-from robustfusion.dropping import all_subsets
+from robustfusion.dropping import all_subsets, as_subset, check_subset
 from robustfusion.metrics import primary_metric
 from robustfusion.models.base import target_fallback
 from robustfusion.models.registry import create_model
@@ -37,7 +36,7 @@ def train_subset_model(model_name: str, train: MultimodalDataset, val: Multimoda
         ValueError: an unknown or empty subset, ``epochs < 1``.
     """
     subset = as_subset(subset)
-    check_subset(subset, train)
+    check_subset(subset, train.modalities)
     if epochs < 1:
         raise ValueError(f"epochs: expected >= 1, found {epochs}")
     tr, va = train.select_modalities(subset), val.select_modalities(subset)

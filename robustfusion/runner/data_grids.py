@@ -80,8 +80,8 @@ def reproduce_on_data(name: str | Grid, data: str | Path, quick: bool = False, o
         ValueError: an unknown grid, a grid of generated data (``synthetic*``), a bad ``data``.
     """
     if isinstance(name, str) and name not in GRIDS:
-        raise ValueError(f"unknown grid {name!r}; known: {sorted(GRIDS)}")
-    grid = GRIDS[name] if isinstance(name, str) else name
+        raise ValueError(f"unknown grid {name!r}; known: {GRIDS.names()}")
+    grid = GRIDS.get(name) if isinstance(name, str) else name
     if grid.base.get("data", {}).get("name") == "synthetic":
         raise ValueError(f"--data: grid {name!r} runs on generated data and takes no data directory; "
                          "expected a real-data grid such as mosi_utterance or iemocap_utterance")

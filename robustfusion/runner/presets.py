@@ -15,10 +15,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from robustfusion.protocols import default_protocols, get_protocol
+from robustfusion.registry import Registry
 from robustfusion.runner.config import load_config
 
-__all__ = ["DATASET_DEFAULTS", "GRIDS", "METHODS", "Grid", "dataset_base", "deep_merge", "method_config",
-           "preset_yaml"]
+__all__ = ["DATASET_DEFAULTS", "GRIDS", "METHODS", "Grid", "MethodPreset", "dataset_base", "deep_merge",
+           "method_config", "preset_yaml"]
 
 
 def deep_merge(a: dict, b: dict) -> dict:
@@ -29,33 +30,41 @@ def deep_merge(a: dict, b: dict) -> dict:
     return out
 
 
-# Method presets: model + training settings shared by every dataset (dataset-specific encoder
-# choices are merged in by the grid). `late_fusion_dropout` is late fusion trained with
-# modality dropout, the strongest simple robust baseline: a configuration, not a class.
-METHODS: dict[str, dict[str, Any]] = {
-    "gmc": {"model": {"name": "gmc"}},
-    "gmc_pf": {"model": {"name": "gmc_pf"}},
-    "late_fusion": {"model": {"name": "late_fusion"}},
-    "late_fusion_dropout": {"model": {"name": "late_fusion"}, "train": {"modality_dropout": 0.3}},
-    "early_fusion": {"model": {"name": "early_fusion"}},
-    "tfn": {"model": {"name": "tfn"}},
-    "lmf": {"model": {"name": "lmf"}},
-    # MulT has its own architecture knobs (no `encoder` / `hidden_dim`): the dataset's encoder
-    # settings do not apply to it.
-    "mult": {"model": {"name": "mult", "params": {"d_model": 32}}, "own_params": True},
-}
+@dataclass(frozen=True)
+class MethodPreset:
+    """A method's model + training settings, shared by every dataset (the grid merges in the dataset's
+    encoder choices). ``own_params``: the model has its own architecture knobs, so the dataset's
+    ``model.params`` (``encoder``, ``hidden_dim`` ...) are dropped before ``settings`` is merged in."""
+
+    settings: dict[str, Any]
+    own_params: bool = False
+
+
+#: Method presets by name; registration order is the order of ``synthetic_extended`` and of the
+#: generated ``configs/<dataset>/``. `late_fusion_dropout` is late fusion trained with modality
+#: dropout, the strongest simple robust baseline: a configuration, not a class.
+METHODS: Registry[MethodPreset] = Registry("method")
+METHODS.add("gmc", MethodPreset({"model": {"name": "gmc"}}))
+METHODS.add("gmc_pf", MethodPreset({"model": {"name": "gmc_pf"}}))
+METHODS.add("late_fusion", MethodPreset({"model": {"name": "late_fusion"}}))
+METHODS.add("late_fusion_dropout", MethodPreset({"model": {"name": "late_fusion"}, "train": {"modality_dropout": 0.3}}))
+METHODS.add("early_fusion", MethodPreset({"model": {"name": "early_fusion"}}))
+METHODS.add("tfn", MethodPreset({"model": {"name": "tfn"}}))
+METHODS.add("lmf", MethodPreset({"model": {"name": "lmf"}}))
+# MulT has its own architecture knobs (no `encoder` / `hidden_dim`): the dataset's encoder settings do not apply
+METHODS.add("mult", MethodPreset({"model": {"name": "mult", "params": {"d_model": 32}}}, own_params=True))
 
 
 def _with_method(base: dict[str, Any], method: str) -> dict[str, Any]:
-    """``base`` (dataset settings) merged with ``METHODS[method]`` and then with the dataset's
-    ``per_method`` settings for that method."""
+    """``base`` (dataset settings) merged with ``METHODS`` entry ``method`` and then with the
+    dataset's ``per_method`` settings for that method."""
     base = copy.deepcopy(base)
     per_method = copy.deepcopy(base.pop("per_method", {}).get(method, {}))
     per_method.pop("note", None)  # the preset YAML's comment (preset_yaml), not a setting
-    preset = copy.deepcopy(METHODS[method])
-    if preset.pop("own_params", False):
+    preset = METHODS.get(method)
+    if preset.own_params:
         base.setdefault("model", {})["params"] = {}
-    return deep_merge(deep_merge(base, preset), per_method)
+    return deep_merge(deep_merge(base, preset.settings), per_method)
 
 
 @dataclass
@@ -191,17 +200,18 @@ def dataset_base(name: str) -> dict[str, Any]:
     return deep_merge({"data": {"name": name}}, DATASET_DEFAULTS[name])
 
 
-GRIDS: dict[str, Grid] = {}
+#: The experiment grids of ``robustfusion reproduce NAME`` (the built-ins are added just below).
+GRIDS: Registry[Grid] = Registry("grid")
 
 
 def _register_grids() -> None:
-    GRIDS["synthetic"] = Grid(
+    GRIDS.add("synthetic", Grid(
         base=dataset_base("synthetic"),
         methods=["gmc", "gmc_pf", "late_fusion", "late_fusion_dropout", "early_fusion", "tfn", "lmf"],
         seeds=[0, 1, 2], oracle=True, specialists=True,
         quick={"methods": ["gmc", "gmc_pf", "late_fusion"], "seeds": [0],
                "base": {"train": {"epochs": 3}, "eval": {"levels": [0.0, 0.25, 0.5, 0.75, 1.0]}}},
-        description="the embedded synthetic affect benchmark with its Bayes-optimal oracle")
+        description="the embedded synthetic affect benchmark with its Bayes-optimal oracle"))
     # the same benchmark's 6-class emotion target: the synthetic settings, without the per-subset
     # affine read-out of the GMC models (`calibrate_subsets` is regression only)
     no_readout = {"train": {"calibrate_subsets": False}}
@@ -211,30 +221,30 @@ def _register_grids() -> None:
     # split only (3 seeds, valid weighted F1 averaged over the 7 subsets 0.463 -> 0.472, accuracy
     # with all three 0.590 -> 0.607; head dropout 0.2, modality dropout 0.5 and GRU encoders were not better)
     emotion["per_method"]["gmc_pf"]["model"]["params"].update({"unimodal_weight": 2.0, "contrastive_weight": 0.3})
-    GRIDS["synthetic_emotion"] = Grid(
+    GRIDS.add("synthetic_emotion", Grid(
         base=emotion,
         methods=["gmc", "gmc_pf", "late_fusion", "late_fusion_dropout", "early_fusion", "tfn", "lmf"],
         seeds=[0, 1, 2], oracle=True, specialists=True,
         quick={"methods": ["gmc", "gmc_pf", "late_fusion"], "seeds": [0],
                "base": {"train": {"epochs": 3}, "eval": {"levels": [0.0, 0.25, 0.5, 0.75, 1.0]}}},
         description="the synthetic benchmark's 6-class emotion target with its Bayes-optimal oracle "
-                    "(specialists: per-subset ridge on one-hot targets and multinomial logistic regression)")
-    GRIDS["synthetic_extended"] = Grid(
-        base=dataset_base("synthetic"), methods=list(METHODS), seeds=[0, 1, 2], oracle=True, specialists=True,
-        description="the synthetic benchmark with every method, MulT included (slower)")
+                    "(specialists: per-subset ridge on one-hot targets and multinomial logistic regression)"))
+    GRIDS.add("synthetic_extended", Grid(
+        base=dataset_base("synthetic"), methods=METHODS.ordered(), seeds=[0, 1, 2], oracle=True, specialists=True,
+        description="the synthetic benchmark with every method, MulT included (slower)"))
     # real-data grids (`robustfusion reproduce <name> --data DIR`, robustfusion.runner.data_grids): every
     # default method but tfn (its 65^3-wide outer product: about 45 s per MOSI epoch on one core)
     real_methods = ["gmc_pf", "gmc", "late_fusion", "late_fusion_dropout", "early_fusion", "lmf"]
-    GRIDS["mosi_utterance"] = Grid(
+    GRIDS.add("mosi_utterance", Grid(
         base=dataset_base("mosi_utterance"), methods=real_methods,
         seeds=[0, 1, 2], specialists=True,
         quick={"seeds": [0], "methods": ["gmc_pf"], "base": {"train": {"epochs": 5}}},
-        description="CMU-MOSI utterance features (npz); needs --data DIR (or data.path)")
-    GRIDS["iemocap_utterance"] = Grid(
+        description="CMU-MOSI utterance features (npz); needs --data DIR (or data.path)"))
+    GRIDS.add("iemocap_utterance", Grid(
         base=dataset_base("iemocap_utterance"), methods=real_methods,
         seeds=[0, 1, 2], specialists=True,
         quick={"seeds": [0], "methods": ["gmc_pf"], "base": {"train": {"epochs": 5}}},
-        description="IEMOCAP utterances, text from transcripts + audio, 4-way (npz); needs --data DIR (or data.path)")
+        description="IEMOCAP utterances, text from transcripts + audio, 4-way (npz); needs --data DIR (or data.path)"))
 
 
 _register_grids()
@@ -244,7 +254,7 @@ def method_config(grid: Grid, method: str, seed: int, quick: bool = False,
                   overrides: Sequence[str] = ()) -> DictConfig:
     """The resolved run config of ``method`` / ``seed`` in ``grid``."""
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; known: {sorted(METHODS)}")
+        raise ValueError(f"unknown method {method!r}; known: {METHODS.names()}")
     base = _with_method(grid.base, method)
     if quick:
         base = deep_merge(base, grid.quick.get("base", {}))
@@ -256,7 +266,7 @@ def preset_yaml(dataset: str, method: str) -> str:
     """The YAML text of ``configs/<dataset>/<method>.yaml``: dataset defaults + method preset, with
     ``data.path: null`` (pass ``data.path=...``; configs never hold machine paths)."""
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; known: {sorted(METHODS)}")
+        raise ValueError(f"unknown method {method!r}; known: {METHODS.names()}")
     body = deep_merge(_with_method(dataset_base(dataset), method), {"name": method})
     body["data"].setdefault("path", None)
     header = (f"# {method} on {dataset}; generated by configs/generate.py from robustfusion/runner/presets.py\n"

@@ -24,7 +24,8 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from robustfusion.comparisons import comparison_rows, write_comparisons_csv
 from robustfusion.io import atomic_write_json, atomic_write_text, replace_dir
 from robustfusion.metrics import REPORT_METRICS
 from robustfusion.models.registry import MODELS
+from robustfusion.registry import Registry
 from robustfusion.reporting import write_report
 from robustfusion.results import write_rows_csv
 from robustfusion.runner.api import (
@@ -55,14 +57,28 @@ from robustfusion.runner.rundir import run_name
 from robustfusion.tasks import TASKS
 from robustfusion.uncertainty import WEIGHTED_METRICS
 
-__all__ = ["SPECIALISTS_RIDGE", "reproduce"]
+__all__ = ["REFERENCES", "SPECIALISTS_LOGISTIC", "SPECIALISTS_RIDGE", "Reference", "reproduce"]
 
 #: Model name of the per-subset ridge reference rows.
 SPECIALISTS_RIDGE = "specialists_ridge"
 SPECIALISTS_LOGISTIC = "specialists_logistic"
-#: Reference rows of a grid with ``specialists``: (model name, fit(train, valid) -> predictor, tasks).
-REFERENCES = ((SPECIALISTS_RIDGE, fit_ridge_specialists, TASKS),
-              (SPECIALISTS_LOGISTIC, fit_logistic_specialists, ("classification",)))
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Reference rows of a grid with ``specialists``: the rows' model ``name``, ``fit(train, valid)
+    -> predictor`` (anything with ``predict(batch)``, scored by the evaluator like a model), and the
+    ``tasks`` it serves."""
+
+    name: str
+    fit: Callable[[Any, Any], Any]
+    tasks: tuple[str, ...]
+
+
+#: The references, fitted and scored in registration order (the order of their rows).
+REFERENCES: Registry[Reference] = Registry("reference")
+REFERENCES.add(SPECIALISTS_RIDGE, Reference(SPECIALISTS_RIDGE, fit_ridge_specialists, TASKS))
+REFERENCES.add(SPECIALISTS_LOGISTIC, Reference(SPECIALISTS_LOGISTIC, fit_logistic_specialists, ("classification",)))
 
 
 def _log_stderr(message: str) -> None:
@@ -150,11 +166,11 @@ def reproduce(name: str | Grid | None = None, quick: bool = False, out: str | Pa
     else:
         name = name or "synthetic"
         if name not in GRIDS:
-            raise ValueError(f"unknown grid {name!r}; known: {sorted(GRIDS)}")
-        grid = GRIDS[name]
+            raise ValueError(f"unknown grid {name!r}; known: {GRIDS.names()}")
+        grid = GRIDS.get(name)
     methods = grid.quick.get("methods", grid.methods) if quick else grid.methods
     seeds = grid.quick.get("seeds", grid.seeds) if quick else grid.seeds
-    skipped = [m for m in methods if METHODS[m]["model"]["name"] not in MODELS]
+    skipped = [m for m in methods if METHODS.get(m).settings["model"]["name"] not in MODELS]
     methods = [m for m in methods if m not in skipped]
     if skipped:
         log(f"[reproduce] skipping methods whose model is not registered: {skipped}")
@@ -246,16 +262,16 @@ def _reference_rows(grid: Grid, ref_cfg: DictConfig, seed: int, specialists: dic
             rows += oracle_rows(ref_cfg, data.raw[ref_cfg.data.split])
         if not grid.specialists:
             return rows
-        for model_name, fit_references, tasks in REFERENCES:
-            if data.splits["train"].task not in tasks:
+        for reference in (REFERENCES.get(name) for name in REFERENCES.ordered()):
+            if data.splits["train"].task not in reference.tasks:
                 continue
-            key = (model_name, data_key(ref_cfg))
+            key = (reference.name, data_key(ref_cfg))
             if key not in specialists:  # closed form / deterministic: the same fit for every seed
-                specialists[key] = fit_references(data.splits["train"], data.splits["valid"])
+                specialists[key] = reference.fit(data.splits["train"], data.splits["valid"])
             ref_preds: dict = {}
             rows += evaluate_model(specialists[key], ref_cfg, data.splits[ref_cfg.data.split],
-                                   model_name=model_name, predictions=ref_preds)
-            predictions.setdefault(model_name, {})[seed] = {c: p.numpy() for c, p in ref_preds.items()}
+                                   model_name=reference.name, predictions=ref_preds)
+            predictions.setdefault(reference.name, {})[seed] = {c: p.numpy() for c, p in ref_preds.items()}
     return rows
 
 

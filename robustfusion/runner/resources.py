@@ -24,10 +24,9 @@ def available_cores() -> int:
 
 def auto_num_threads(jobs: int = 1) -> int:
     """The torch thread count of ``train.num_threads=0``: ``min(4, cores // 2)`` for one job
-    (measured on a 2-core machine shared with another process: torch's default of 2 threads made a
-    run 4-5x slower than 1 thread, while alone 2 threads gained only 7%; these models are small,
-    so more than 4 threads rarely pay), and ``cores // jobs`` for each of ``jobs`` parallel jobs;
-    at least 1."""
+    (torch's own default thread count is much slower on a machine shared with another process:
+    README, "Threads and logs"; these models are small, so more than 4 threads rarely pay), and
+    ``cores // jobs`` for each of ``jobs`` parallel jobs; at least 1."""
     cores = available_cores()
     if jobs > 1:
         return max(1, cores // jobs)

@@ -2,7 +2,15 @@
 
 import pytest
 
-from robustfusion.data import dataset_env_var, list_datasets, load_dataset
+from robustfusion.data import (
+    DATASETS,
+    DatasetInfo,
+    dataset_env_var,
+    list_datasets,
+    load_dataset,
+    load_synthetic,
+    register_dataset,
+)
 
 REAL = ["npz", "mosi_utterance", "iemocap_utterance", "mosi_mult", "mosei_mult", "iemocap_mult", "mosi_mmsa", "mosei_mmsa",
         "sims_mmsa"]
@@ -49,3 +57,17 @@ def test_synthetic_through_registry():
     oracle = ds.meta["oracle"]
     assert oracle.predict(ds.full_batch()).shape == (30, 6)
     assert ds.meta["generator"].seed == 1
+
+
+def test_register_dataset_adds_a_registry_entry_and_refuses_a_taken_name():
+    info = DatasetInfo("tiny_synthetic", load_synthetic, False, "a test's own dataset",
+                       defaults={"n_train": 12, "n_valid": 6, "n_test": 6})
+    try:
+        assert register_dataset(info) is info
+        assert DATASETS.get("tiny_synthetic") is info and "tiny_synthetic" in list_datasets()
+        assert {k: len(v) for k, v in load_dataset("tiny_synthetic").items()} == {"train": 12, "valid": 6, "test": 6}
+        with pytest.raises(ValueError, match="dataset 'synthetic' is already registered"):
+            register_dataset(DatasetInfo("synthetic", load_synthetic, False, "another"))
+    finally:
+        DATASETS.remove("tiny_synthetic")
+    assert "tiny_synthetic" not in list_datasets()

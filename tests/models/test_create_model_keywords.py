@@ -50,11 +50,11 @@ def test_every_listed_keyword_is_a_parameter_of_the_class_chain_and_none_is_miss
 
 
 def test_the_runner_reports_a_wrong_model_param_with_the_inherited_keywords():
-    cfg = method_config(GRIDS["synthetic"], "gmc_pf", 0)
+    cfg = method_config(GRIDS.get("synthetic"), "gmc_pf", 0)
     cfg.model.params = OmegaConf.merge(cfg.model.params, {"hiden_dim": 8})
     from robustfusion.runner.api import prepare_data
 
-    train = prepare_data(method_config(GRIDS["synthetic"], "gmc_pf", 0,
+    train = prepare_data(method_config(GRIDS.get("synthetic"), "gmc_pf", 0,
                                        overrides=["data.options.n_train=32", "data.options.n_valid=16",
                                                   "data.options.n_test=16"])).splits["train"]
     with pytest.raises(ConfigError, match=r"model.params for 'gmc_pf': unexpected key\(s\) \['hiden_dim'\]; "

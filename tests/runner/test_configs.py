@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from robustfusion import MultimodalBatch, create_model
 from robustfusion.runner.config import load_config
-from robustfusion.runner.presets import DATASET_DEFAULTS, METHODS, preset_yaml
+from robustfusion.runner.presets import DATASET_DEFAULTS, GRIDS, METHODS, method_config, preset_yaml
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 # feature sizes, frames and task of each dataset's published files (for building the models)
@@ -26,7 +26,7 @@ SHAPES = {
     "sims_mmsa": ({"text": 768, "audio": 33, "vision": 709}, 39, "regression", 1),
     "npz": ({"text": 6, "audio": 4, "vision": 3}, 5, "regression", 1),
 }
-ALL = [(d, m) for d in DATASET_DEFAULTS for m in METHODS]
+ALL = [(d, m) for d in DATASET_DEFAULTS for m in METHODS.ordered()]
 
 
 def test_every_dataset_and_method_has_a_config():
@@ -53,3 +53,15 @@ def test_config_builds_a_model_that_runs(dataset, method):
                "classification": lambda: torch.randint(0, k, (2,))}.get(task, lambda: torch.randn(2))()
     out = model(MultimodalBatch({m: torch.randn(*shape(d)) for m, d in dims.items()}, targets=targets))
     assert out.prediction.shape == (2, k) and torch.isfinite(out.loss)
+
+
+def test_method_presets_are_a_registry_and_mult_keeps_its_own_params():
+    assert METHODS.ordered()[:2] == ["gmc", "gmc_pf"] and GRIDS.get("synthetic_extended").methods == METHODS.ordered()
+    assert METHODS.get("mult").own_params and not METHODS.get("gmc").own_params
+    # the dataset's encoder settings reach every method but mult, which has its own architecture knobs
+    assert method_config(GRIDS.get("synthetic"), "late_fusion", 0).model.params.encoder == "gru"
+    assert OmegaConf.to_container(method_config(GRIDS.get("synthetic"), "mult", 0).model.params) == {"d_model": 32}
+    with pytest.raises(ValueError, match=r"unknown method 'mlt'; known: \['early_fusion', "):
+        method_config(GRIDS.get("synthetic"), "mlt", 0)
+    with pytest.raises(ValueError, match=r"unknown method 'mlt'; known: "):
+        preset_yaml("synthetic", "mlt")

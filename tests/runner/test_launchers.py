@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from robustfusion.cli import main
-from robustfusion.runner.launchers import make_launcher
+from robustfusion.runner.launchers import LAUNCHERS, LauncherInfo, make_launcher
 from robustfusion.runner.launchers.local import LocalLauncher
 from robustfusion.runner.launchers.raytasks import RayLauncher
 from robustfusion.runner.launchers.slurm import SubmititLauncher, slurm_minutes
@@ -279,6 +279,27 @@ def test_local_is_the_default_launcher_and_jobs_sizes_its_pool():
     assert make_launcher("local", jobs=3).jobs == 3
 
 
+def test_launchers_are_a_registry_and_a_new_entry_takes_its_own_options():
+    assert LAUNCHERS.ordered() == ["local", "ray", "submitit"]
+    with pytest.raises(ValueError, match="--launcher lokal: expected one of local, ray, submitit"):
+        make_launcher("lokal")
+    made = {}
+
+    def build(jobs, ray_address=None):
+        made.update(jobs=jobs, ray_address=ray_address)
+        return LocalLauncher(jobs=jobs or 1)
+    LAUNCHERS.add("mine", LauncherInfo("mine", build, options=("ray_address",)))
+    try:
+        assert isinstance(make_launcher("mine", jobs=2, ray_address="here"), LocalLauncher)
+        assert made == {"jobs": 2, "ray_address": "here"}
+        with pytest.raises(ValueError, match="--ray-address: expected with --launcher ray or mine, found --launcher local"):
+            make_launcher("local", ray_address="here")
+        with pytest.raises(ValueError, match="--slurm-time: expected with --launcher submitit, found --launcher mine"):
+            make_launcher("mine", slurm_time="10")
+    finally:
+        LAUNCHERS.remove("mine")
+
+
 def test_the_package_never_imports_an_engine():
     code = ("import sys, robustfusion, robustfusion.cli, robustfusion.runner.reproduce\n"
             "from robustfusion.runner.launchers import make_launcher\n"
@@ -324,6 +345,6 @@ def test_the_estimate_times_a_real_step_and_leaves_the_rng_alone():
     reproduce_mod = importlib.import_module("robustfusion.runner.reproduce")
     torch.manual_seed(0)
     state = torch.random.get_rng_state()
-    cfg = method_config(GRIDS["synthetic"], "late_fusion", 0, quick=True)
+    cfg = method_config(GRIDS.get("synthetic"), "late_fusion", 0, quick=True)
     assert reproduce_mod._estimated_seconds(cfg) > 0
     assert torch.equal(torch.random.get_rng_state(), state)

@@ -7,27 +7,38 @@ import torch
 from robustfusion.comparisons import read_comparisons_csv
 from robustfusion.data.synthetic import EMOTION_NAMES, load_synthetic
 from robustfusion.runner.presets import GRIDS, method_config
-from robustfusion.runner.reproduce import reproduce
+from robustfusion.runner.reproduce import (
+    REFERENCES,
+    SPECIALISTS_LOGISTIC,
+    SPECIALISTS_RIDGE,
+    reproduce,
+)
 from robustfusion.runner.scoring import check_monitor, evaluate_dataset
 
 TINY = ["data.options.n_train=96", "data.options.n_valid=48", "data.options.n_test=48", "train.epochs=1"]
 
 
 def test_emotion_grid_is_classification_without_the_regression_readout():
-    grid = GRIDS["synthetic_emotion"]
+    grid = GRIDS.get("synthetic_emotion")
     assert grid.oracle and grid.seeds == [0, 1, 2]
-    assert grid.methods == GRIDS["synthetic"].methods
+    assert grid.methods == GRIDS.get("synthetic").methods
     for method in grid.methods:
         cfg = method_config(grid, method, 0)
         assert cfg.data.options.target == "emotion"
         assert not cfg.train.calibrate_subsets
     # the sentiment grid keeps its read-out
-    assert method_config(GRIDS["synthetic"], "gmc_pf", 0).train.calibrate_subsets
+    assert method_config(GRIDS.get("synthetic"), "gmc_pf", 0).train.calibrate_subsets
     # gmc_pf's emotion settings (chosen on valid) stay out of gmc and of the sentiment grid
     params = method_config(grid, "gmc_pf", 0).model.params
     assert (params.unimodal_weight, params.contrastive_weight) == (2.0, 0.3)
     assert "contrastive_weight" not in method_config(grid, "gmc", 0).model.params
-    assert "contrastive_weight" not in method_config(GRIDS["synthetic"], "gmc_pf", 0).model.params
+    assert "contrastive_weight" not in method_config(GRIDS.get("synthetic"), "gmc_pf", 0).model.params
+
+
+def test_references_are_a_registry_fitted_ridge_first():
+    assert REFERENCES.ordered() == [SPECIALISTS_RIDGE, SPECIALISTS_LOGISTIC]  # the order of their rows
+    assert REFERENCES.get(SPECIALISTS_LOGISTIC).tasks == ("classification",)
+    assert "regression" in REFERENCES.get(SPECIALISTS_RIDGE).tasks
 
 
 def test_reproduce_synthetic_emotion_quick_end_to_end(tmp_path):

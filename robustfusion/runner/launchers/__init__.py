@@ -7,25 +7,32 @@ hands each result to ``on_done(index, result)`` in this process as it arrives. W
 train, their rows' order, the reference rows and the tables stay with the caller
 (:mod:`robustfusion.runner.reproduce`), so every launcher writes the same ``robustness.csv``.
 
-Ray and submitit are optional extras (``pip install "robustfusion[ray]"`` /
-``"robustfusion[submitit]"``); they are imported here, when such a launcher is made, and nowhere
-else in the package.
+Each launcher is a :data:`LAUNCHERS` entry (:class:`LauncherInfo`: its builder, the package it
+needs, the options that belong to it); the built-ins register theirs in their own modules, imported
+by name at the end of this one. Ray and submitit are optional extras (``pip install
+"robustfusion[ray]"`` / ``"robustfusion[submitit]"``); they are imported by :func:`import_engine`,
+when such a launcher is made, and nowhere else in the package.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-__all__ = ["LAUNCHERS", "Launcher", "import_engine", "make_launcher"]
+from robustfusion.registry import Registry
 
-#: launcher name -> the optional extra (and the package) it needs
-LAUNCHERS = {"local": None, "ray": "Ray", "submitit": "submitit"}
+__all__ = ["LAUNCHERS", "OPTION_FLAGS", "Launcher", "LauncherInfo", "import_engine", "make_launcher"]
 
 OnDone = Callable[[int, Any], None]
+
+#: :func:`make_launcher`'s options -> the ``robustfusion reproduce`` flag that sets each
+OPTION_FLAGS = {"cpus_per_job": "--cpus-per-job", "gpus_per_job": "--gpus-per-job", "ray_address": "--ray-address",
+                "submitit_cluster": "--submitit-cluster", "slurm_partition": "--slurm-partition",
+                "slurm_time": "--slurm-time", "slurm_options": "--slurm-option"}
 
 
 class Launcher:
@@ -48,15 +55,35 @@ class Launcher:
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class LauncherInfo:
+    """A registered launcher. ``build(jobs=..., **options)`` makes it from ``jobs`` and the
+    :func:`make_launcher` options in ``options`` (keys of :data:`OPTION_FLAGS`; ``None``: not given);
+    any other option given is refused. ``needs``: the package it imports (named in errors),
+    ``extra``: the pip extra that installs it (``None``: nothing to install)."""
+
+    name: str
+    build: Callable[..., Launcher]
+    options: tuple[str, ...] = ()
+    needs: str | None = None
+    extra: str | None = None
+
+
+#: Every launcher ``make_launcher`` knows, in registration order (``local``, ``ray``, ``submitit``).
+LAUNCHERS: Registry[LauncherInfo] = Registry("launcher")
+
+
 def import_engine(module: str, launcher: str) -> ModuleType:
     """``import module`` for ``--launcher launcher``; a missing package is one ``ValueError``
     line that says which extra to install."""
-    what = LAUNCHERS[launcher]
+    info = LAUNCHERS.get(launcher)
+    what = info.needs or module
     try:
         return importlib.import_module(module)
     except ImportError as err:
         if err.name == module:  # the package itself is absent (or blocked)
-            raise ValueError(f'--launcher {launcher} needs {what}: pip install "robustfusion[{launcher}]"') from None
+            how = f'pip install "robustfusion[{info.extra}]"' if info.extra else f"pip install {module}"
+            raise ValueError(f"--launcher {launcher} needs {what}: {how}") from None
         raise ValueError(f"--launcher {launcher} needs {what}: expected `import {module}` to work, "
                          f"found {type(err).__name__}: {err}") from None
 
@@ -69,36 +96,24 @@ def make_launcher(name: str = "local", *, jobs: int | None = None, cpus_per_job:
     An option that does not belong to ``name`` is refused, so a typo never runs a grid
     somewhere else than meant."""
     if name not in LAUNCHERS:
-        raise ValueError(f"--launcher {name}: expected one of {', '.join(LAUNCHERS)}")
+        raise ValueError(f"--launcher {name}: expected one of {', '.join(LAUNCHERS.ordered())}")
     if jobs is not None and jobs < 1:
         raise ValueError(f"--jobs {jobs}: expected a number of processes >= 1")
-    given = {"--cpus-per-job": cpus_per_job, "--gpus-per-job": gpus_per_job, "--ray-address": ray_address,
-             "--submitit-cluster": submitit_cluster, "--slurm-partition": slurm_partition,
-             "--slurm-time": slurm_time, "--slurm-option": list(slurm_options) or None}
-    belongs = {"local": (), "ray": ("--cpus-per-job", "--gpus-per-job", "--ray-address"),
-               "submitit": ("--cpus-per-job", "--gpus-per-job", "--submitit-cluster", "--slurm-partition",
-                            "--slurm-time", "--slurm-option")}[name]
-    stray = [flag for flag, value in given.items() if value is not None and flag not in belongs]
+    given = {"cpus_per_job": cpus_per_job, "gpus_per_job": gpus_per_job, "ray_address": ray_address,
+             "submitit_cluster": submitit_cluster, "slurm_partition": slurm_partition, "slurm_time": slurm_time,
+             "slurm_options": tuple(slurm_options) or None}
+    info = LAUNCHERS.get(name)
+    stray = [option for option, value in given.items() if value is not None and option not in info.options]
     if stray:
-        owners = [n for n, flags in (("ray", ("--ray-address",)),
-                                     ("submitit", ("--submitit-cluster", "--slurm-partition", "--slurm-time",
-                                                   "--slurm-option"))) if stray[0] in flags] or ["ray", "submitit"]
-        raise ValueError(f"{stray[0]}: expected with --launcher {' or '.join(owners)}, found --launcher {name}")
+        owners = [n for n in LAUNCHERS.ordered() if stray[0] in LAUNCHERS.get(n).options]
+        raise ValueError(f"{OPTION_FLAGS[stray[0]]}: expected with --launcher {' or '.join(owners)}, "
+                         f"found --launcher {name}")
     if cpus_per_job is not None and cpus_per_job < 1:
         raise ValueError(f"--cpus-per-job {cpus_per_job}: expected a number of CPUs >= 1")
     if gpus_per_job is not None and gpus_per_job < 0:
         raise ValueError(f"--gpus-per-job {gpus_per_job}: expected a number of GPUs >= 0")
-    if name == "local":
-        from robustfusion.runner.launchers.local import LocalLauncher
+    return info.build(jobs=jobs, **{option: given[option] for option in info.options})
 
-        return LocalLauncher(jobs=jobs or 1)
-    if name == "ray":
-        from robustfusion.runner.launchers.raytasks import RayLauncher
 
-        return RayLauncher(jobs=jobs, cpus_per_job=cpus_per_job or 1, gpus_per_job=gpus_per_job,
-                           address=ray_address)
-    from robustfusion.runner.launchers.slurm import SubmititLauncher
-
-    return SubmititLauncher(jobs=jobs, cpus_per_job=cpus_per_job or 1, gpus_per_job=gpus_per_job or 0,
-                            cluster=submitit_cluster or "slurm", partition=slurm_partition,
-                            time_limit=slurm_time, options=slurm_options)
+# The built-ins, each registered in its own module, imported explicitly (registration order = this line's)
+from robustfusion.runner.launchers import local, raytasks, slurm  # noqa: F401

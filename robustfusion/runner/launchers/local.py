@@ -9,7 +9,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from robustfusion.runner.launchers import Launcher, OnDone
+from robustfusion.runner.launchers import LAUNCHERS, Launcher, LauncherInfo, OnDone
 from robustfusion.runner.resources import auto_num_threads
 
 __all__ = ["LocalLauncher"]
@@ -47,3 +47,10 @@ class LocalLauncher(Launcher):
                     on_done(pending.pop(fut), fut.result())
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _build(jobs: int | None) -> LocalLauncher:
+    return LocalLauncher(jobs=jobs or 1)
+
+
+LAUNCHERS.add("local", LauncherInfo("local", _build))

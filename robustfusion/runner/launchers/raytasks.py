@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from robustfusion.runner.launchers import Launcher, OnDone, import_engine
+from robustfusion.runner.launchers import LAUNCHERS, Launcher, LauncherInfo, OnDone, import_engine
 from robustfusion.runner.resources import available_cores
 
 __all__ = ["RayLauncher"]
@@ -95,3 +95,12 @@ class RayLauncher(Launcher):
         finally:
             for ref in pending:  # a failed job or an interrupt: stop the rest
                 ray.cancel(ref, force=True)
+
+
+def _build(jobs: int | None, cpus_per_job: int | None = None, gpus_per_job: float | None = None,
+           ray_address: str | None = None) -> RayLauncher:
+    return RayLauncher(jobs=jobs, cpus_per_job=cpus_per_job or 1, gpus_per_job=gpus_per_job, address=ray_address)
+
+
+LAUNCHERS.add("ray", LauncherInfo("ray", _build, options=("cpus_per_job", "gpus_per_job", "ray_address"),
+                                  needs="Ray", extra="ray"))

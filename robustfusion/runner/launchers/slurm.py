@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from robustfusion.runner.launchers import Launcher, OnDone, import_engine
+from robustfusion.runner.launchers import LAUNCHERS, Launcher, LauncherInfo, OnDone, import_engine
 
 __all__ = ["DEFAULT_TIME_MIN", "SubmititLauncher", "slurm_minutes"]
 
@@ -127,3 +127,16 @@ class SubmititLauncher(Launcher):
         finally:
             for job in pending.values():  # a failed task or an interrupt: stop the rest
                 job.cancel(check=False)
+
+
+def _build(jobs: int | None, cpus_per_job: int | None = None, gpus_per_job: float | None = None,
+           submitit_cluster: str | None = None, slurm_partition: str | None = None, slurm_time: str | None = None,
+           slurm_options: Sequence[str] | None = None) -> SubmititLauncher:
+    return SubmititLauncher(jobs=jobs, cpus_per_job=cpus_per_job or 1, gpus_per_job=gpus_per_job or 0,
+                            cluster=submitit_cluster or "slurm", partition=slurm_partition, time_limit=slurm_time,
+                            options=slurm_options or ())
+
+
+LAUNCHERS.add("submitit", LauncherInfo("submitit", _build, options=(
+    "cpus_per_job", "gpus_per_job", "submitit_cluster", "slurm_partition", "slurm_time", "slurm_options"),
+    needs="submitit", extra="submitit"))
