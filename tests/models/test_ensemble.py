@@ -94,8 +94,8 @@ def test_bad_sizes_are_refused():
     with pytest.raises(TypeError, match=r"create_model\('gmc_pf'\): unexpected keyword argument\(s\) \['bogus'\]"):
         build(bogus=1)
     with pytest.raises(ConfigError, match="model.ensemble: expected a number of members >= 1, found 0"):
-        from robustfusion.runner.api import build_model
         from robustfusion.data import load_dataset
+        from robustfusion.runner.api import build_model
         cfg = load_config(None, ["model.ensemble=0"])
         build_model(cfg, load_dataset("synthetic", n_train=32, n_valid=16, n_test=16)["train"])
 
