@@ -24,18 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robustfusion.data._common import (
-    SPLITS,
-    as_float_array,
-    as_str_ids,
-    check_feature_widths,
-    check_label_range,
-    handle_nonfinite,
-    length_mask,
-    load_split_pickle,
-    require_keys,
-    zero_frame_mask,
-)
+from robustfusion.data import _common as common
 from robustfusion.data.checks import decode_text_array
 from robustfusion.data.dataset import MultimodalDataset
 
@@ -48,7 +37,7 @@ TEXT_FEATURE_OPTIONS = ("features", "minilm")
 def load_mmsa(path: str | Path, name: str = "mmsa", nonfinite: str = "zero",
               label_range: tuple[float, float] = (-3.0, 3.0), text_features: str = "features",
               text_cache_dir: str | Path | None = None,
-              splits: tuple[str, ...] = SPLITS) -> dict[str, MultimodalDataset]:
+              splits: tuple[str, ...] = common.SPLITS) -> dict[str, MultimodalDataset]:
     """Read an MMSA pickle into ``{split: MultimodalDataset}`` (modalities text/audio/vision).
 
     Args:
@@ -68,12 +57,12 @@ def load_mmsa(path: str | Path, name: str = "mmsa", nonfinite: str = "zero",
     """
     if text_features not in TEXT_FEATURE_OPTIONS:
         raise ValueError(f"text_features: expected one of {list(TEXT_FEATURE_OPTIONS)}, found {text_features!r}")
-    source, data = load_split_pickle(path, splits)
+    source, data = common.load_split_pickle(path, splits)
     out: dict[str, MultimodalDataset] = {}
     for split in splits:
         out[split] = _load_split(data[split], split, source, name, nonfinite, label_range, text_features,
                                  text_cache_dir)
-    check_feature_widths(out)
+    common.check_feature_widths(out)
     return out
 
 
@@ -82,14 +71,14 @@ def _load_split(d: dict, split: str, source: str, name: str, nonfinite: str, lab
     """One split's dict of arrays as a checked `MultimodalDataset` (see :func:`load_mmsa`)."""
     need = ["audio", "vision", "regression_labels"]
     need.insert(0, "raw_text" if text_features == "minilm" else "text")
-    require_keys(d, tuple(need), source, split)
+    common.require_keys(d, tuple(need), source, split)
     where = f"split {split!r}"
     feats, replaced, n = _read_features(d, source, where, text_features, nonfinite)
     y = np.asarray(d["regression_labels"], dtype=np.float32).reshape(-1)
     if y.shape[0] != n:
         raise ValueError(f"{source}: {where}: expected {n} regression_labels, found shape "
                          f"{np.asarray(d['regression_labels']).shape}")
-    check_label_range(y, *label_range, source, f"{where} regression_labels")
+    common.check_label_range(y, *label_range, source, f"{where} regression_labels")
     masks, mask_source = _frame_masks(d, feats, n, source, where)
     raw_text = (decode_text_array(np.asarray(d["raw_text"], dtype=object).reshape(-1), source,
                                   f"split {split!r} raw_text", allow_numbers=True)
@@ -111,7 +100,7 @@ def _load_split(d: dict, split: str, source: str, name: str, nonfinite: str, lab
     return MultimodalDataset(
         {m: feats[m] for m in MMSA_MODALITIES}, y, task="regression", num_outputs=1,
         frame_masks={m: masks[m] for m in MMSA_MODALITIES if m in masks},
-        ids=(ids := as_str_ids(d.get("id"), n)), name=name, meta=meta,
+        ids=(ids := common.as_str_ids(d.get("id"), n)), name=name, meta=meta,
         groups=[i.split("$_$")[0] for i in ids],  # MMSA ids are "<video>$_$<clip>"
     )
 
@@ -125,16 +114,16 @@ def _read_features(d: dict, source: str, where: str, text_features: str,
         if t.ndim == 3 and t.shape[1] == 3 and np.issubdtype(t.dtype, np.integer):
             raise ValueError(f"{source}: {where} 'text': expected features [N, L, D], found BERT token ids "
                              f"{t.shape}; use text_features='minilm' to embed raw_text instead")
-        feats["text"] = as_float_array(t, source, f"{where} 'text'", ndim=(3,))
+        feats["text"] = common.as_float_array(t, source, f"{where} 'text'", ndim=(3,))
     n = None
     for m in ("audio", "vision"):
-        feats[m] = as_float_array(d[m], source, f"{where} {m!r}", ndim=(3,))
+        feats[m] = common.as_float_array(d[m], source, f"{where} {m!r}", ndim=(3,))
     for m, x in feats.items():
         if n is None:
             n = x.shape[0]
         elif x.shape[0] != n:
             raise ValueError(f"{source}: {where} {m!r}: expected {n} samples, found shape {x.shape}")
-        feats[m], replaced[m] = handle_nonfinite(x, nonfinite, source, f"{where} {m!r}")
+        feats[m], replaced[m] = common.handle_nonfinite(x, nonfinite, source, f"{where} {m!r}")
     return feats, replaced, n
 
 
@@ -145,10 +134,10 @@ def _frame_masks(d: dict, feats: dict[str, np.ndarray], n: int | None, source: s
     for m in ("audio", "vision"):
         key = f"{m}_lengths"
         if key in d and d[key] is not None:
-            masks[m] = length_mask(d[key], feats[m].shape[1], n, source, f"{where} {key!r}")
+            masks[m] = common.length_mask(d[key], feats[m].shape[1], n, source, f"{where} {key!r}")
             mask_source[m] = key
         else:
-            masks[m] = zero_frame_mask(feats[m])
+            masks[m] = common.zero_frame_mask(feats[m])
             mask_source[m] = "nonzero frames"
     if "text" in feats:
         tb = d.get("text_bert")
@@ -157,7 +146,7 @@ def _frame_masks(d: dict, feats: dict[str, np.ndarray], n: int | None, source: s
             masks["text"] = tb[:, 1, :] > 0
             mask_source["text"] = "text_bert attention mask"
         else:
-            masks["text"] = zero_frame_mask(feats["text"])
+            masks["text"] = common.zero_frame_mask(feats["text"])
             mask_source["text"] = "nonzero frames"
     return masks, mask_source
 
@@ -169,6 +158,6 @@ def _modality_labels(d: dict, source: str, where: str, label_range: tuple[float,
         key = f"regression_labels_{suffix}"
         if key in d:
             ym = np.asarray(d[key], dtype=np.float32).reshape(-1)
-            check_label_range(ym, *label_range, source, f"{where} {key}")
+            common.check_label_range(ym, *label_range, source, f"{where} {key}")
             per_mod[m] = ym
     return per_mod
