@@ -168,7 +168,7 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
                        "eval": {"protocols": _WITHOUT_FRAMES}},
     # IEMOCAP utterances (text from transcripts, 8 audio features, 4-way): the MOSI utterance
     # settings, less the per-subset affine read-out (regression only); selection on the validation
-    # weighted F1 averaged over the 3 subsets. Chosen on Session 4 (README, "IEMOCAP utterance data").
+    # weighted F1 averaged over the 3 subsets. Chosen on Session 4 (README, "Real data").
     "iemocap_utterance": {"model": {"params": {"encoder": "mlp", "hidden_dim": 64, "encoder_kwargs": {"layers": 0}}},
                           "train": {"epochs": 30, "batch_size": 32, "lr": 1e-3, "selection": "best",
                                     "weight_decay": 1e-3, "monitor_subsets": True, "monitor": "F1_weighted", **_SETS},
