@@ -6,7 +6,8 @@ option set, in the order of ``METRICS``.
     ROBUSTFUSION_CACHE=/work/rf-cache python experiments/gmc_pf_options.py iemocap_utterance \
         ../shared/data/iemocap-ta OUT "modalities:" "gmc:model.params.predict_from=gmc"
 
-An option set is `label:override,override,...` (empty after the colon: the preset as it is).
+An option set is `label:override,override,...` (empty after the colon: the preset as it is);
+separate the overrides with `;` instead when one of them holds a comma.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def main() -> None:
         label, _, overrides = spec.partition(":")
         grid = Grid(base=base.base, methods=[args.method], seeds=[0, 1, 2], specialists=False, description=label)
         res = reproduce_on_data(grid, args.data, out=Path(args.out) / label,
-                                overrides=["train.progress=false", *[o for o in overrides.split(",") if o]],
+                                overrides=["train.progress=false", *[o for o in overrides.split(";" if ";" in overrides else ",") if o]],
                                 log=lambda m: None)
         cells = defaultdict(list)
         for r in res["rows"]:

@@ -4,7 +4,8 @@ with a run (:mod:`.store`) and applied by one wrapper (:class:`CalibratedModel`)
 
 Built in: ``presence_affine`` (:class:`PresenceAffine`, the per-subset affine read-out),
 ``conformal_intervals`` (:class:`ConformalIntervals`, per-pattern split-conformal intervals) and
-``temperature_sets`` (:class:`TemperatureSets`, per-pattern temperature scaling and prediction sets). Add one
+``temperature_sets`` (:class:`TemperatureSets`, per-pattern temperature scaling and prediction sets),
+``class_bias`` (:class:`ClassBias`, per-pattern class biases for shifted class priors). Add one
 with ``@register_calibrator("<name>")`` on a :class:`Calibrator` subclass (see CONTRIBUTING.md).
 """
 
@@ -17,6 +18,7 @@ from robustfusion.calibration.base import (
     presence_codes,
     register_calibrator,
 )
+from robustfusion.calibration.class_bias import ClassBias
 from robustfusion.calibration.conformal import ConformalIntervals
 from robustfusion.calibration.fitting import fit_on_subsets
 from robustfusion.calibration.presence_affine import PresenceAffine, fit_affine
@@ -29,6 +31,7 @@ __all__ = [
     "Calibrated",
     "CalibratedModel",
     "Calibrator",
+    "ClassBias",
     "ConformalIntervals",
     "PresenceAffine",
     "TemperatureSets",
