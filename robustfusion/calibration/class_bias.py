@@ -19,7 +19,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from robustfusion.calibration.base import Calibrated, Calibrator, presence_codes, register_calibrator
+from robustfusion.calibration.base import (
+    Calibrated,
+    Calibrator,
+    presence_codes,
+    register_calibrator,
+)
 from robustfusion.calibration.patterns import by_code
 
 __all__ = ["ClassBias", "fit_bias_and_temperature"]

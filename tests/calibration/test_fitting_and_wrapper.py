@@ -94,7 +94,7 @@ def test_store_round_trip_and_errors(tmp_path):
 
 
 def test_registry():
-    assert list_calibrators() == ["conformal_intervals", "presence_affine", "temperature_sets"]
+    assert list_calibrators() == ["class_bias", "conformal_intervals", "presence_affine", "temperature_sets"]
     assert isinstance(create_calibrator("presence_affine", num_modalities=2, num_outputs=1), PresenceAffine)
     with pytest.raises(ValueError, match=r"calibrator 'presence_affine': bad parameters .*unexpected keyword argument 'scale'"):
         create_calibrator("presence_affine", num_modalities=2, num_outputs=1, scale=2)
