@@ -141,5 +141,5 @@ def test_train_run_refuses_a_calibrator_the_task_cannot_have_before_training(tmp
         train_run(cfg, run_dir=tmp_path / "run")
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
     cfg = load_config(ROOT / "configs" / "synthetic" / "late_fusion.yaml", [*TINY, "train.calibrators=[{name: affine}]"])
-    with pytest.raises(ValueError, match=r"calibrator: expected one of \['conformal_intervals', 'presence_affine', 'temperature_sets'\], found 'affine'"):
+    with pytest.raises(ValueError, match=r"calibrator: expected one of \['class_bias', 'conformal_intervals', 'presence_affine', 'temperature_sets'\], found 'affine'"):
         train_run(cfg, run_dir=tmp_path / "run2")
