@@ -26,33 +26,9 @@ from robustfusion.calibration.base import (
     register_calibrator,
 )
 from robustfusion.calibration.patterns import by_code
+from robustfusion.uncertainty import fit_bias_and_temperature
 
-__all__ = ["ClassBias", "fit_bias_and_temperature"]
-
-
-def fit_bias_and_temperature(logits: Tensor, labels: Tensor, l2: float = 0.0, max_iter: int = 200
-                             ) -> tuple[Tensor, float]:
-    """``(c, T)`` minimising ``NLL(softmax(logits / T + c), labels) + l2 * |c|^2`` (float64,
-    L-BFGS from ``T = 1``, ``c = 0``; ``c`` centred, ``T`` clamped to ``[0.05, 100]``)."""
-    z = torch.as_tensor(logits, dtype=torch.float64).detach()
-    y = torch.as_tensor(labels).long().reshape(-1)
-    if z.dim() != 2 or z.shape[0] != y.shape[0] or z.shape[0] == 0:
-        raise ValueError(f"logits/labels: expected [n, C] and [n] with n >= 1, found {tuple(z.shape)} and {tuple(y.shape)}")
-    if bool((y < 0).any()) or bool((y >= z.shape[1]).any()):
-        raise ValueError(f"labels: expected classes in [0, {z.shape[1] - 1}], found [{int(y.min())}, {int(y.max())}]")
-    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    c = torch.zeros(z.shape[1], dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([log_t, c], lr=0.5, max_iter=max_iter, line_search_fn="strong_wolfe")
-
-    def closure() -> Tensor:
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(z / log_t.exp() + c, y) + l2 * (c ** 2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    bias = c.detach()
-    return bias - bias.mean(), float(log_t.detach().exp().clamp(0.05, 100.0))
+__all__ = ["ClassBias"]
 
 
 @register_calibrator("class_bias")
@@ -92,8 +68,7 @@ class ClassBias(Calibrator):
         for code, rows in by_code(presence_codes(present.cpu())).items():
             if code == 0:
                 continue
-            with torch.enable_grad():
-                c, t = fit_bias_and_temperature(predictions[rows], y[rows], self.l2)
+            c, t = fit_bias_and_temperature(predictions[rows], y[rows], self.l2)
             self.bias[code] = (t * c).to(self.bias)
             out[code] = {"n": len(rows), "bias": self.bias[code].tolist(), "temperature": t}
         return out

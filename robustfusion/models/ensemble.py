@@ -23,6 +23,7 @@ present and only slower for the others.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
@@ -40,7 +41,7 @@ def combine_predictions(predictions: list[Tensor], task: str) -> Tensor:
     """One ``[B, K]`` prediction from the members' (module docstring)."""
     stacked = torch.stack(predictions)
     if task == "classification":
-        return torch.logsumexp(torch.log_softmax(stacked, dim=-1), dim=0) - torch.log(torch.tensor(float(len(predictions))))
+        return torch.logsumexp(torch.log_softmax(stacked, dim=-1), dim=0) - math.log(len(predictions))
     if task == "multilabel":
         p = torch.sigmoid(stacked).mean(dim=0).clamp(1e-7, 1 - 1e-7)
         return torch.log(p) - torch.log1p(-p)

@@ -23,12 +23,13 @@ from robustfusion.uncertainty.conformal import (
 )
 from robustfusion.uncertainty.monotone import monotone_probabilities, violation_rate
 from robustfusion.uncertainty.scores import interval_scores, probability_scores, set_scores
-from robustfusion.uncertainty.temperature import fit_temperature
+from robustfusion.uncertainty.temperature import fit_bias_and_temperature, fit_temperature
 from robustfusion.uncertainty.weighted_metrics import WEIGHTED_METRICS, weighted_metric
 
 __all__ = [
     "WEIGHTED_METRICS",
     "conformal_quantile",
+    "fit_bias_and_temperature",
     "fit_temperature",
     "group_bootstrap_counts",
     "interval_scores",

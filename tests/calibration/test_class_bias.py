@@ -13,7 +13,7 @@ from robustfusion.calibration import (
     load_calibrators,
     save_calibrators,
 )
-from robustfusion.calibration.class_bias import fit_bias_and_temperature
+from robustfusion.uncertainty import fit_bias_and_temperature
 
 
 def _shifted(n: int = 6000, seed: int = 0):
