@@ -26,7 +26,7 @@ prediction for the same pattern. A frame-dropping condition is scored without th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -38,6 +38,7 @@ from robustfusion.uncertainty import (
     interval_scores,
     monotone_probabilities,
     probability_scores,
+    repaired_rows,
     set_scores,
     violation_rate,
 )
@@ -45,11 +46,6 @@ from robustfusion.uncertainty import (
 __all__ = ["uncertainty_metrics"]
 
 Condition = tuple[str, Any, str]
-Pattern = tuple[str, ...]
-
-
-def _patterns(present: Tensor, modalities: Sequence[str]) -> list[Pattern]:
-    return [tuple(m for m, on in zip(modalities, row) if on) for row in present.bool().tolist()]
 
 
 def uncertainty_metrics(predictor, preds: Mapping[Condition, Tensor], present: Mapping[Condition, Tensor],
@@ -84,10 +80,7 @@ def uncertainty_metrics(predictor, preds: Mapping[Condition, Tensor], present: M
         repaired = monotone_probabilities({s: probs[c] for s, c in table.items()})
         only = set(presence_only) | set(table.values())
         for c in only & set(probs):
-            probs[c] = probs[c].clone()
-            for i, pat in enumerate(_patterns(present[c], mods)):
-                if pat in repaired:
-                    probs[c][i] = repaired[pat][i]
+            probs[c] = repaired_rows(probs[c], repaired, present[c], mods)
     scores = {}
     for c, p in probs.items():
         sets = predictor.sets(p, present[c])

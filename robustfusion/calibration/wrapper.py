@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from robustfusion.batch import MultimodalBatch
 from robustfusion.calibration.base import Calibrated, Calibrator
 from robustfusion.dropping import all_subsets, keep_subset
-from robustfusion.uncertainty import monotone_probabilities
+from robustfusion.uncertainty import monotone_probabilities, repaired_rows
 
 __all__ = ["CalibratedModel"]
 
@@ -101,13 +101,7 @@ class CalibratedModel(nn.Module):
         for subset in all_subsets(mods):
             b = keep_subset(batch, subset)
             table[subset] = self._through(self.model.predict(b), self.model.check_batch(b)).probabilities
-        repaired = monotone_probabilities(table)
-        out = probs.clone()
-        for i, row in enumerate(present.cpu().tolist()):
-            pattern = tuple(m for m, on in zip(mods, row) if on)
-            if pattern:
-                out[i] = repaired[pattern][i]
-        return out
+        return repaired_rows(probs, monotone_probabilities(table), present, mods)
 
     def sets(self, probs: Tensor, present: Tensor) -> Tensor | None:
         """Prediction sets of (repaired) probabilities, from the last calibrator that makes sets."""

@@ -21,7 +21,7 @@ from robustfusion.uncertainty.conformal import (
     prediction_sets,
     set_threshold,
 )
-from robustfusion.uncertainty.monotone import monotone_probabilities, violation_rate
+from robustfusion.uncertainty.monotone import monotone_probabilities, repaired_rows, violation_rate
 from robustfusion.uncertainty.scores import interval_scores, probability_scores, set_scores
 from robustfusion.uncertainty.temperature import fit_bias_and_temperature, fit_temperature
 from robustfusion.uncertainty.weighted_metrics import WEIGHTED_METRICS, weighted_metric
@@ -38,6 +38,7 @@ __all__ = [
     "paired_delta_ci",
     "prediction_sets",
     "probability_scores",
+    "repaired_rows",
     "set_scores",
     "set_threshold",
     "violation_rate",

@@ -16,12 +16,12 @@ computed by dropping more), so the repair is usable at prediction time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
 
-__all__ = ["monotone_probabilities", "violation_rate"]
+__all__ = ["monotone_probabilities", "repaired_rows", "violation_rate"]
 
 Pattern = tuple[str, ...]
 
@@ -88,4 +88,16 @@ def monotone_probabilities(probs: Mapping[Pattern, Tensor]) -> dict[Pattern, Ten
                 p = p.clone()
                 p[low] = _sharpen_to(p[low], need[low])
         out[s] = p
+    return out
+
+
+def repaired_rows(probs: Tensor, repaired: Mapping[Pattern, Tensor], present: Tensor,
+                  modalities: Sequence[str]) -> Tensor:
+    """``probs`` ``[N, C]`` with each row ``i`` replaced by ``repaired[P][i]``, ``P`` the modalities
+    present in row ``i`` of ``present`` ``[N, M]`` (rows whose pattern ``repaired`` lacks are kept)."""
+    out = probs.clone()
+    for i, row in enumerate(present.bool().cpu().tolist()):
+        pattern = tuple(m for m, on in zip(modalities, row) if on)
+        if pattern in repaired:
+            out[i] = repaired[pattern][i]
     return out

@@ -50,3 +50,16 @@ def test_samples_without_violation_are_untouched():
 def test_violation_rate_refuses_different_sample_counts():
     with pytest.raises(ValueError, match="same samples"):
         violation_rate({("a",): torch.zeros(3), ("a", "b"): torch.zeros(4)})
+
+
+def test_repaired_rows_take_each_rows_own_pattern_and_keep_the_rest():
+    import torch
+
+    from robustfusion.uncertainty import repaired_rows
+
+    probs = torch.full((3, 2), 0.5, dtype=torch.float64)
+    repaired = {("a",): torch.tensor([[0.9, 0.1]] * 3, dtype=torch.float64),
+                ("a", "b"): torch.tensor([[0.2, 0.8]] * 3, dtype=torch.float64)}
+    present = torch.tensor([[True, False], [True, True], [False, True]])
+    out = repaired_rows(probs, repaired, present, ("a", "b"))
+    assert out.tolist() == [[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]] and probs.tolist() == [[0.5, 0.5]] * 3
