@@ -31,7 +31,7 @@ import numpy as np
 from robustfusion.io import atomic_write
 from robustfusion.protocols import SUBSETS
 from robustfusion.results import AUILC_LEVEL, SWEEP_SUBSET, normalise_level
-from robustfusion.uncertainty import group_bootstrap_counts, weighted_metric
+from robustfusion.uncertainty import group_bootstrap_counts, percentile_interval, weighted_metric
 
 __all__ = ["COMPARISON_FIELDS", "EFFECTIVE_LEVEL", "comparison_rows", "read_comparisons_csv",
            "write_comparisons_csv"]
@@ -69,13 +69,6 @@ class _Side:
             reps = np.stack([fn(self.w, self.preds[s][cond], self.y) for s in self.seeds], axis=1)
             self._memo[key] = (float(full.mean()), np.take_along_axis(reps, self.draw, 1).mean(1))
         return self._memo[key]
-
-
-def _interval(point: float, reps: np.ndarray, level: float) -> tuple[float, float, float]:
-    if np.isnan(reps).all():
-        return point, float("nan"), float("nan")
-    lo, hi = np.nanquantile(reps, [(1 - level) / 2, (1 + level) / 2])
-    return point, float(lo), float(hi)
 
 
 def _curves(conds: set[Condition]) -> dict[str, list[Condition]]:
@@ -137,18 +130,18 @@ def comparison_rows(predictions: Predictions, targets, groups: Sequence | None, 
         for metric in metrics:
             for cond in order:
                 (a, ra), (b, rb) = side.value(cond, metric), ref.value(cond, metric)
-                add(name, reference, cond, metric, _interval(a - b, ra - rb, level))
+                add(name, reference, cond, metric, percentile_interval(a - b, ra - rb, level))
             for protocol, conds in _curves(set(order)).items():
                 lv = np.array([c[1] for c in conds], dtype=np.float64)
                 (fa, ra), (fb, rb) = _curve(side, conds, metric), _curve(ref, conds, metric)
                 add(name, reference, (protocol, AUILC_LEVEL, SWEEP_SUBSET), metric,
-                    _interval(float(_area(lv, fa) - _area(lv, fb)), _area(lv, ra) - _area(lv, rb), level))
+                    percentile_interval(float(_area(lv, fa) - _area(lv, fb)), _area(lv, ra) - _area(lv, rb), level))
                 if late_fusion in sides and late_fusion != name and set(conds) <= sides[late_fusion].conditions():
                     (fl, rl) = _curve(sides[late_fusion], conds, metric)
                     point = float(_area(lv, (fa - fa[0]) - (fl - fl[0])))
                     reps = _area(lv, (ra - ra[:, :1]) - (rl - rl[:, :1]))
                     add(name, late_fusion, (protocol, EFFECTIVE_LEVEL, SWEEP_SUBSET), metric,
-                        _interval(point, reps, level))
+                        percentile_interval(point, reps, level))
     return rows
 
 

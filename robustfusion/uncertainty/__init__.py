@@ -14,7 +14,11 @@
   :mod:`~robustfusion.uncertainty.weighted_metrics`.
 """
 
-from robustfusion.uncertainty.bootstrap import group_bootstrap_counts, paired_delta_ci
+from robustfusion.uncertainty.bootstrap import (
+    group_bootstrap_counts,
+    paired_delta_ci,
+    percentile_interval,
+)
 from robustfusion.uncertainty.conformal import (
     conformal_quantile,
     monotone_quantiles,
@@ -36,6 +40,7 @@ __all__ = [
     "monotone_probabilities",
     "monotone_quantiles",
     "paired_delta_ci",
+    "percentile_interval",
     "prediction_sets",
     "probability_scores",
     "repaired_rows",

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["group_bootstrap_counts", "paired_delta_ci"]
+__all__ = ["group_bootstrap_counts", "paired_delta_ci", "percentile_interval"]
 
 WeightedMetric = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
@@ -32,6 +32,15 @@ def group_bootstrap_counts(groups: Sequence, n_boot: int, seed: int = 0) -> np.n
     draws = np.random.default_rng(seed).integers(0, n_groups, size=(n_boot, n_groups))
     per_group = np.stack([np.bincount(row, minlength=n_groups) for row in draws])  # [n_boot, G]
     return per_group[:, inverse].astype(np.float64)
+
+
+def percentile_interval(point: float, reps: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """``(point, low, high)``: the two-sided percentile interval of the replicates ``reps`` (NaN
+    replicates ignored; both bounds NaN when every one is)."""
+    if np.isnan(reps).all():
+        return point, float("nan"), float("nan")
+    lo, hi = np.nanquantile(reps, [(1 - level) / 2, (1 + level) / 2])
+    return point, float(lo), float(hi)
 
 
 def paired_delta_ci(metric: WeightedMetric, preds_a: Sequence[np.ndarray], preds_b: Sequence[np.ndarray],
@@ -65,7 +74,4 @@ def paired_delta_ci(metric: WeightedMetric, preds_a: Sequence[np.ndarray], preds
     ra = rng.integers(0, ma.shape[1], size=(n_boot, ma.shape[1]))
     rb = rng.integers(0, mb.shape[1], size=(n_boot, mb.shape[1]))
     reps = np.take_along_axis(ma, ra, 1).mean(1) - np.take_along_axis(mb, rb, 1).mean(1)
-    if np.isnan(reps).all():
-        return delta, float("nan"), float("nan")
-    lo, hi = np.nanquantile(reps, [(1 - level) / 2, (1 + level) / 2])
-    return delta, float(lo), float(hi)
+    return percentile_interval(delta, reps, level)
